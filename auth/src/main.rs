@@ -1,0 +1,32 @@
+//! The auth service as its own process.
+//!
+//! Configuration: `PARLEY_AUTH_ADDR` (default 127.0.0.1:8081),
+//! `PARLEY_DATA_DIR` (default `./data`), and the settings of
+//! [`auth::AuthConfig`].
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use service_kit::bus::InProcessBus;
+use service_kit::config::{Env, SystemEnv};
+use service_kit::ops::Ops;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    service_kit::telemetry::init();
+    let env = SystemEnv;
+    let addr = env.string_or("PARLEY_AUTH_ADDR", "127.0.0.1:8081");
+    let data_dir = env.string_or("PARLEY_DATA_DIR", "./data").into();
+    let config = auth::AuthConfig::from_env(&env, data_dir)?;
+    let registry = prometheus::Registry::new();
+    // The production event bus arrives with the distributed deployment; until
+    // then a lone auth process announces users on an in-process bus.
+    let app = auth::AuthApp::build(config, Arc::new(InProcessBus::default()), &registry).await?;
+    let ops = Ops::new(registry).check(app.ready_check());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    tracing::info!(addr = %listener.local_addr()?, "auth listening");
+    service_kit::serve(listener, app.router().merge(ops.router()), service_kit::shutdown::signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,104 @@
+//! db-writer: the only writer of Parley's chat data.
+//!
+//! - [`consumer`]: takes `chat.message.created`, `chat.receipt.read` and
+//!   `auth.user.registered` from the bus and writes them in batches,
+//!   idempotently, acking the bus only after the write.
+//! - [`routes`]: rooms, members and history over HTTP.
+//! - [`store`]: the [`store::ChatStore`] port and its embedded
+//!   implementation (SQLite).
+
+pub mod consumer;
+pub mod metrics;
+pub mod routes;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use service_kit::bus::{Durability, EventBus};
+use service_kit::ops::ReadyCheck;
+use service_kit::token::Verifier;
+use tokio::task::JoinHandle;
+
+use crate::store::ChatStore;
+
+/// db-writer's configuration.
+#[derive(Debug, Clone)]
+pub struct DbWriterConfig {
+    /// Where the embedded database (`chat.db`) lives.
+    pub data_dir: PathBuf,
+    /// Consumer batching.
+    pub batch: consumer::BatchConfig,
+}
+
+/// The composed service: store, consumer task, routes.
+pub struct DbWriterApp {
+    store: Arc<dyn ChatStore>,
+    state: routes::RoomsState,
+    consumer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl DbWriterApp {
+    /// Opens the store, subscribes to the bus and starts consuming.
+    pub async fn build(
+        config: DbWriterConfig,
+        bus: Arc<dyn EventBus>,
+        verifier: Arc<Verifier>,
+        registry: &prometheus::Registry,
+    ) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        let path = config.data_dir.join("chat.db");
+        let store: Arc<dyn ChatStore> = Arc::new(
+            store::SqliteChatStore::open(&path).with_context(|| format!("cannot open chat store {}", path.display()))?,
+        );
+        let sub = bus
+            .subscribe(consumer::QUEUE, &consumer::BINDINGS, Durability::Durable)
+            .await
+            .context("cannot subscribe to the event bus")?;
+        let task = tokio::spawn(consumer::run(sub, store.clone(), config.batch, metrics::Metrics::new(registry)));
+        Ok(Self {
+            store: store.clone(),
+            state: routes::RoomsState { store, verifier, bus },
+            consumer: tokio::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// The chat store (the gateway's embedded directory reads it in-process).
+    pub fn store(&self) -> Arc<dyn ChatStore> {
+        self.store.clone()
+    }
+
+    /// The HTTP routes.
+    pub fn router(&self) -> axum::Router {
+        routes::router(self.state.clone())
+    }
+
+    /// Readiness: the store answers.
+    pub fn ready_check(&self) -> Arc<dyn ReadyCheck> {
+        Arc::new(StoreCheck(self.store.clone()))
+    }
+
+    /// Waits for the consumer to drain after the bus was closed.
+    pub async fn drained(&self) {
+        if let Some(task) = self.consumer.lock().await.take() {
+            if let Err(err) = task.await {
+                tracing::error!(error = %err, "db-writer consumer panicked");
+            }
+        }
+    }
+}
+
+struct StoreCheck(Arc<dyn ChatStore>);
+
+#[async_trait]
+impl ReadyCheck for StoreCheck {
+    fn name(&self) -> &str {
+        "chat-store"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,178 @@
+//! State the gateways of a cluster share: presence, room sequence numbers
+//! and the recent-message replay buffer.
+//!
+//! [`InProcessCluster`] keeps it in memory for a single gateway
+//! (standalone); a cluster of gateways keeps it in Redis.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use shared_models::{ClientId, Message, RoomId, UserId};
+
+/// Shared state failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cluster state: {0}")]
+pub struct ClusterError(pub String);
+
+/// The cluster-state port.
+#[async_trait]
+pub trait ClusterState: Send + Sync + 'static {
+    /// The room's last assigned seq, if known here (else the store knows).
+    async fn last_seq(&self, room: RoomId) -> Result<Option<u64>, ClusterError>;
+    /// Records that `msg` was made durable: advances the room's seq and
+    /// keeps it in the replay buffer.
+    async fn committed(&self, msg: &Message) -> Result<(), ClusterError>;
+    /// Messages with `seq > after`, oldest first, if the buffer holds all of
+    /// them (`None` means: read the store).
+    async fn buffered_after(&self, room: RoomId, after: u64, limit: usize) -> Result<Option<Vec<Message>>, ClusterError>;
+    /// A recently committed message by its sender's idempotency key.
+    async fn recent(&self, room: RoomId, sender: UserId, client_id: ClientId) -> Result<Option<Message>, ClusterError>;
+    /// A socket of `user` connected; `true` if the user just came online.
+    async fn connected(&self, user: UserId) -> Result<bool, ClusterError>;
+    /// A socket of `user` disconnected; `true` if the user just went offline.
+    async fn disconnected(&self, user: UserId) -> Result<bool, ClusterError>;
+    /// Whether any socket of `user` is connected.
+    async fn is_online(&self, user: UserId) -> Result<bool, ClusterError>;
+}
+
+#[derive(Default)]
+struct RoomLog {
+    last_seq: u64,
+    recent: VecDeque<Message>,
+}
+
+/// Cluster state of a single gateway, in memory.
+#[derive(Default)]
+pub struct InProcessCluster {
+    rooms: Mutex<HashMap<RoomId, RoomLog>>,
+    online: Mutex<HashMap<UserId, usize>>,
+    buffer: usize,
+}
+
+impl InProcessCluster {
+    /// Keeps up to `buffer` recent messages per room.
+    pub fn new(buffer: usize) -> Self {
+        Self { buffer, ..Default::default() }
+    }
+}
+
+fn poisoned<T>(_: T) -> ClusterError {
+    ClusterError("lock poisoned".into())
+}
+
+#[async_trait]
+impl ClusterState for InProcessCluster {
+    async fn last_seq(&self, room: RoomId) -> Result<Option<u64>, ClusterError> {
+        Ok(self.rooms.lock().map_err(poisoned)?.get(&room).map(|r| r.last_seq))
+    }
+
+    async fn committed(&self, msg: &Message) -> Result<(), ClusterError> {
+        let mut rooms = self.rooms.lock().map_err(poisoned)?;
+        let log = rooms.entry(msg.room).or_default();
+        // The buffer must stay contiguous to answer `buffered_after` alone.
+        if log.recent.back().is_some_and(|m| m.seq + 1 != msg.seq) {
+            log.recent.clear();
+        }
+        log.last_seq = log.last_seq.max(msg.seq);
+        log.recent.push_back(msg.clone());
+        while log.recent.len() > self.buffer {
+            log.recent.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn buffered_after(&self, room: RoomId, after: u64, limit: usize) -> Result<Option<Vec<Message>>, ClusterError> {
+        let rooms = self.rooms.lock().map_err(poisoned)?;
+        let Some(log) = rooms.get(&room) else { return Ok(None) };
+        if after >= log.last_seq {
+            return Ok(Some(Vec::new()));
+        }
+        match log.recent.front() {
+            Some(first) if first.seq <= after + 1 => {
+                Ok(Some(log.recent.iter().filter(|m| m.seq > after).take(limit).cloned().collect()))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn recent(&self, room: RoomId, sender: UserId, client_id: ClientId) -> Result<Option<Message>, ClusterError> {
+        let rooms = self.rooms.lock().map_err(poisoned)?;
+        Ok(rooms
+            .get(&room)
+            .and_then(|log| log.recent.iter().rev().find(|m| m.sender == sender && m.client_id == client_id))
+            .cloned())
+    }
+
+    async fn connected(&self, user: UserId) -> Result<bool, ClusterError> {
+        let mut online = self.online.lock().map_err(poisoned)?;
+        let n = online.entry(user).or_insert(0);
+        *n += 1;
+        Ok(*n == 1)
+    }
+
+    async fn disconnected(&self, user: UserId) -> Result<bool, ClusterError> {
+        let mut online = self.online.lock().map_err(poisoned)?;
+        match online.get_mut(&user) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                Ok(false)
+            }
+            Some(_) => {
+                online.remove(&user);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn is_online(&self, user: UserId) -> Result<bool, ClusterError> {
+        Ok(self.online.lock().map_err(poisoned)?.contains_key(&user))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared_models::{MessageId, Timestamp};
+
+    fn msg(room: RoomId, seq: u64) -> Message {
+        Message {
+            id: MessageId::new(),
+            room,
+            seq,
+            sender: UserId::new(),
+            body: format!("m{seq}"),
+            ts: Timestamp::now(),
+            client_id: ClientId::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn buffer_answers_only_when_complete() {
+        let c = InProcessCluster::new(3);
+        let room = RoomId::new();
+        assert_eq!(c.buffered_after(room, 0, 10).await.unwrap(), None);
+        for seq in 1..=5 {
+            c.committed(&msg(room, seq)).await.unwrap();
+        }
+        // Buffer holds 3, 4, 5.
+        let got = c.buffered_after(room, 2, 10).await.unwrap().unwrap();
+        assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
+        assert_eq!(c.buffered_after(room, 1, 10).await.unwrap(), None);
+        assert_eq!(c.buffered_after(room, 5, 10).await.unwrap(), Some(vec![]));
+        assert_eq!(c.last_seq(room).await.unwrap(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn presence_counts_sockets() {
+        let c = InProcessCluster::new(3);
+        let u = UserId::new();
+        assert!(c.connected(u).await.unwrap());
+        assert!(!c.connected(u).await.unwrap());
+        assert!(!c.disconnected(u).await.unwrap());
+        assert!(c.is_online(u).await.unwrap());
+        assert!(c.disconnected(u).await.unwrap());
+        assert!(!c.is_online(u).await.unwrap());
+    }
+}

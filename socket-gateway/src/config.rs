@@ -1,0 +1,82 @@
+//! The gateway's limits and timings.
+
+use std::time::Duration;
+
+use service_kit::config::{ConfigError, Env};
+use shared_models::MessageBody;
+
+/// Gateway settings; `Default` is the protocol's documented defaults.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Largest event payload, in bytes of JSON (`PARLEY_MAX_EVENT_BYTES`).
+    pub max_event_bytes: usize,
+    /// Largest transport frame; bigger ones close the connection (`PARLEY_MAX_FRAME_BYTES`).
+    pub max_frame_bytes: u64,
+    /// Longest message body, in characters (`PARLEY_MAX_BODY_CHARS`).
+    pub max_body_chars: usize,
+    /// Rooms one socket may join (`PARLEY_MAX_ROOMS_PER_SOCKET`).
+    pub max_rooms_per_socket: usize,
+    /// Sustained messages per second per user (`PARLEY_MSG_RATE_PER_SEC`).
+    pub msg_rate_per_sec: f64,
+    /// Burst of messages per user (`PARLEY_MSG_BURST`).
+    pub msg_burst: f64,
+    /// How long `typing: true` lasts without renewal.
+    pub typing_ttl: Duration,
+    /// Least time between relayed `typing: true` updates per user and room.
+    pub typing_throttle: Duration,
+    /// Most messages per room in one `sync` answer.
+    pub sync_cap: u32,
+    /// Recent messages per room kept for `sync` without reading the store.
+    pub replay_buffer: usize,
+    /// Events one socket may have waiting to be handled.
+    pub socket_queue: usize,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            max_event_bytes: 64 * 1024,
+            max_frame_bytes: 1024 * 1024,
+            max_body_chars: MessageBody::MAX_CHARS,
+            max_rooms_per_socket: 200,
+            msg_rate_per_sec: 10.0,
+            msg_burst: 20.0,
+            typing_ttl: Duration::from_secs(5),
+            typing_throttle: Duration::from_secs(2),
+            sync_cap: 1000,
+            replay_buffer: 256,
+            socket_queue: 256,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Reads `PARLEY_*` overrides of the defaults.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let c = Self {
+            max_event_bytes: env.parse_or("PARLEY_MAX_EVENT_BYTES", d.max_event_bytes)?,
+            max_frame_bytes: env.parse_or("PARLEY_MAX_FRAME_BYTES", d.max_frame_bytes)?,
+            max_body_chars: env.parse_or("PARLEY_MAX_BODY_CHARS", d.max_body_chars)?,
+            max_rooms_per_socket: env.parse_or("PARLEY_MAX_ROOMS_PER_SOCKET", d.max_rooms_per_socket)?,
+            msg_rate_per_sec: env.parse_or("PARLEY_MSG_RATE_PER_SEC", d.msg_rate_per_sec)?,
+            msg_burst: env.parse_or("PARLEY_MSG_BURST", d.msg_burst)?,
+            ..d
+        };
+        if c.msg_rate_per_sec <= 0.0 || c.msg_burst < 1.0 {
+            return Err(ConfigError::new(
+                "PARLEY_MSG_RATE_PER_SEC",
+                &c.msg_rate_per_sec.to_string(),
+                "rate must be positive and burst at least 1",
+            ));
+        }
+        if c.max_body_chars == 0 || c.max_body_chars > MessageBody::MAX_CHARS {
+            return Err(ConfigError::new(
+                "PARLEY_MAX_BODY_CHARS",
+                &c.max_body_chars.to_string(),
+                format!("must be 1-{}", MessageBody::MAX_CHARS),
+            ));
+        }
+        Ok(c)
+    }
+}

@@ -1,0 +1,396 @@
+//! The client events of `docs/PROTOCOL.md`, one function each.
+//!
+//! Each handler parses its payload into a typed request, checks the
+//! caller's right to the room, and returns the ack's body or an error; the
+//! dispatcher turns that into `{ok: true, …}` or `{ok: false, error}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+use service_kit::bus;
+use shared_models::{ClientId, ErrorBody, ErrorCode, Message, MessageBody, MessageId, ReceiptRead, RoomId, Timestamp};
+use socketioxide::extract::{AckSender, SocketRef};
+
+use crate::{Inner, Job, SocketCtx, Typing, room_key};
+
+/// An ack body or an error.
+pub(crate) type Reply = Result<Map<String, Value>, ErrorBody>;
+
+/// An error body.
+pub(crate) fn error(code: ErrorCode, message: impl Into<String>) -> ErrorBody {
+    ErrorBody::new(code, message)
+}
+
+fn internal(err: impl std::fmt::Display) -> ErrorBody {
+    tracing::error!(error = %err, "event failed");
+    error(ErrorCode::Internal, "internal error")
+}
+
+fn not_found() -> ErrorBody {
+    error(ErrorCode::NotFound, "room not found")
+}
+
+fn ok(v: Value) -> Reply {
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Ok(Map::new()),
+    }
+}
+
+/// Sends the ack (a no-op when the client asked for none).
+pub(crate) fn reply(ack: AckSender, res: Reply) {
+    let body = match res {
+        Ok(mut m) => {
+            m.insert("ok".into(), Value::Bool(true));
+            Value::Object(m)
+        }
+        Err(e) => json!({ "ok": false, "error": e }),
+    };
+    if let Err(err) = ack.send(&body) {
+        tracing::debug!(error = %err, "cannot send ack");
+    }
+}
+
+/// Counts the bytes of a value's JSON without building it.
+fn json_len(v: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Counter(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
+    if !v.is_object() {
+        return Err(error(ErrorCode::BadRequest, "payload must be a JSON object"));
+    }
+    serde_json::from_value(v).map_err(|e| error(ErrorCode::BadRequest, format!("invalid payload: {e}")))
+}
+
+#[derive(Deserialize)]
+struct RoomReq {
+    room: RoomId,
+}
+
+#[derive(Deserialize)]
+struct SendReq {
+    room: RoomId,
+    client_id: ClientId,
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct TypingReq {
+    room: RoomId,
+    typing: bool,
+}
+
+#[derive(Deserialize)]
+struct ReceiptReq {
+    room: RoomId,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+struct HistoryReq {
+    room: RoomId,
+    before: Option<u64>,
+    limit: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct SyncReq {
+    rooms: HashMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+struct RefreshReq {
+    token: String,
+}
+
+const EVENTS: [&str; 8] = [
+    "room:join",
+    "room:leave",
+    "message:send",
+    "typing",
+    "receipt:read",
+    "history",
+    "sync",
+    "auth:refresh",
+];
+
+impl Inner {
+    /// Handles one queued event and sends its ack.
+    pub(crate) async fn dispatch(self: &Arc<Self>, s: &SocketRef, ctx: &Arc<SocketCtx>, job: Job) {
+        let Job { event, data, ack, received } = job;
+        let res = if !EVENTS.contains(&event.as_str()) {
+            Err(error(ErrorCode::UnknownEvent, format!("unknown event {event:?}")))
+        } else {
+            match data {
+                None => Err(error(ErrorCode::BadRequest, "payload must be a JSON object")),
+                Some(v) if json_len(&v) > self.config.max_event_bytes => Err(error(
+                    ErrorCode::PayloadTooLarge,
+                    format!("payload over {} bytes", self.config.max_event_bytes),
+                )),
+                Some(v) => match event.as_str() {
+                    "room:join" => self.join(s, ctx, v).await,
+                    "room:leave" => self.leave(s, ctx, v),
+                    "message:send" => self.send(ctx, v).await,
+                    "typing" => self.typing(s, ctx, v).await,
+                    "receipt:read" => self.receipt(s, ctx, v).await,
+                    "history" => self.history(ctx, v).await,
+                    "sync" => self.sync(ctx, v).await,
+                    _ => self.refresh(ctx, v),
+                },
+            }
+        };
+        if let Err(e) = &res {
+            self.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+        }
+        if event == "message:send" {
+            self.metrics.ack_seconds.observe(received.elapsed().as_secs_f64());
+        }
+        reply(ack, res);
+    }
+
+    async fn member(&self, room: RoomId, ctx: &SocketCtx) -> Result<db_writer::store::Membership, ErrorBody> {
+        self.directory.membership(room, ctx.user).await.map_err(internal)?.ok_or_else(not_found)
+    }
+
+    async fn last_seq(&self, room: RoomId, stored: u64) -> Result<u64, ErrorBody> {
+        Ok(self.cluster.last_seq(room).await.map_err(internal)?.unwrap_or(0).max(stored))
+    }
+
+    async fn join(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: RoomReq = parse(v)?;
+        let m = self.member(req.room, ctx).await?;
+        {
+            let mut rooms = ctx.rooms.lock().map_err(internal)?;
+            if !rooms.contains(&req.room) && rooms.len() >= self.config.max_rooms_per_socket {
+                return Err(error(
+                    ErrorCode::TooManyRooms,
+                    format!("a socket can join at most {} rooms", self.config.max_rooms_per_socket),
+                ));
+            }
+            rooms.insert(req.room);
+        }
+        s.join(room_key(req.room));
+        let last_seq = self.last_seq(req.room, m.last_seq).await?;
+        ok(json!({ "last_seq": last_seq, "read_seq": m.read_seq }))
+    }
+
+    fn leave(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: RoomReq = parse(v)?;
+        if let Ok(mut rooms) = ctx.rooms.lock() {
+            rooms.remove(&req.room);
+        }
+        s.leave(room_key(req.room));
+        ok(json!({}))
+    }
+
+    fn room_lock(&self, room: RoomId) -> Result<Arc<tokio::sync::Mutex<()>>, ErrorBody> {
+        let mut locks = self.room_locks.lock().map_err(internal)?;
+        Ok(locks.entry(room).or_default().clone())
+    }
+
+    fn allow_message(&self, ctx: &SocketCtx) -> Result<bool, ErrorBody> {
+        let (rate, burst) = (self.config.msg_rate_per_sec, self.config.msg_burst);
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().map_err(internal)?;
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, b| !b.is_full(rate, burst, now));
+        }
+        let bucket = buckets
+            .entry(ctx.user)
+            .or_insert_with(|| crate::limits::TokenBucket::full(burst, now));
+        Ok(bucket.take(rate, burst, now))
+    }
+
+    async fn send(&self, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: SendReq = parse(v)?;
+        let body = MessageBody::parse(req.body, self.config.max_body_chars).map_err(|e| {
+            error(ErrorCode::BodyTooLong, format!("{e} (1-{} characters)", self.config.max_body_chars))
+        })?;
+        self.member(req.room, ctx).await?;
+
+        let lock = self.room_lock(req.room)?;
+        let _guard = lock.lock().await;
+        // A retry returns what the first attempt stored, and broadcasts nothing.
+        let existing = match self.cluster.recent(req.room, ctx.user, req.client_id).await.map_err(internal)? {
+            Some(m) => Some(m),
+            None => self.directory.by_client_id(req.room, ctx.user, req.client_id).await.map_err(internal)?,
+        };
+        if let Some(message) = existing {
+            return ok(json!({ "message": message }));
+        }
+        if !self.allow_message(ctx)? {
+            return Err(error(ErrorCode::RateLimited, "too many messages, slow down"));
+        }
+        let last = match self.cluster.last_seq(req.room).await.map_err(internal)? {
+            Some(seq) => seq,
+            // First message since start: the store knows where the room is.
+            None => self.member(req.room, ctx).await?.last_seq,
+        };
+        let message = Message {
+            id: MessageId::new(),
+            room: req.room,
+            seq: last + 1,
+            sender: ctx.user,
+            body: body.into_inner(),
+            ts: Timestamp::now(),
+            client_id: req.client_id,
+        };
+        if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, message.clone()).await {
+            tracing::warn!(error = %err, room = %req.room, "message not durable, refusing");
+            return Err(error(ErrorCode::Unavailable, "message could not be stored, retry with the same client_id"));
+        }
+        if let Err(err) = self.cluster.committed(&message).await {
+            tracing::error!(error = %err, room = %req.room, "cannot record committed message");
+        }
+        self.metrics.messages.inc();
+        if let Err(err) = self.io.to(room_key(req.room)).emit("message:new", &message).await {
+            tracing::warn!(error = %err, room = %req.room, "broadcast failed");
+        }
+        ok(json!({ "message": message }))
+    }
+
+    async fn typing(self: &Arc<Self>, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: TypingReq = parse(v)?;
+        let joined = ctx.rooms.lock().map(|r| r.contains(&req.room)).unwrap_or(false);
+        if !joined {
+            self.member(req.room, ctx).await?;
+        }
+        let key = (ctx.user, req.room);
+        let now = Instant::now();
+        let generation = {
+            let mut typing = self.typing.lock().map_err(internal)?;
+            let state = typing.entry(key).or_insert_with(Typing::default);
+            if req.typing {
+                state.renewed = Some(now);
+                let recent = state.relayed.is_some_and(|t| now.duration_since(t) < self.config.typing_throttle);
+                if state.active && recent {
+                    return ok(json!({ "throttled": true }));
+                }
+                state.active = true;
+                state.relayed = Some(now);
+            } else {
+                typing.remove(&key);
+            }
+            typing.get_mut(&key).map(|st| {
+                st.generation += 1;
+                st.generation
+            })
+        };
+        let event = json!({ "room": req.room, "user": ctx.user, "typing": req.typing });
+        let _ = s.to(room_key(req.room)).emit("typing", &event).await;
+        if let Some(generation) = generation {
+            tokio::spawn(typing_expiry(self.clone(), s.clone(), key, generation));
+        }
+        ok(json!({}))
+    }
+
+    async fn receipt(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: ReceiptReq = parse(v)?;
+        let m = self.member(req.room, ctx).await?;
+        let last = self.last_seq(req.room, m.last_seq).await?;
+        if req.seq > last {
+            return Err(error(ErrorCode::InvalidSeq, format!("seq {} is past the room's last seq {last}", req.seq)));
+        }
+        let read = ReceiptRead { room: req.room, user: ctx.user, seq: req.seq.max(m.read_seq) };
+        if read.seq > m.read_seq {
+            if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, read.clone()).await {
+                tracing::warn!(error = %err, "receipt not durable");
+                return Err(error(ErrorCode::Unavailable, "receipt could not be stored, retry"));
+            }
+            let _ = s.to(room_key(req.room)).emit("receipt", &read).await;
+        }
+        ok(json!({ "seq": read.seq }))
+    }
+
+    async fn history(&self, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: HistoryReq = parse(v)?;
+        self.member(req.room, ctx).await?;
+        let (before, limit) = db_writer::routes::page_bounds(req.before, req.limit);
+        let messages = self.directory.history(req.room, before, limit).await.map_err(internal)?;
+        ok(json!({ "messages": messages }))
+    }
+
+    async fn sync(&self, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: SyncReq = parse(v)?;
+        if req.rooms.len() > self.config.max_rooms_per_socket {
+            return Err(error(
+                ErrorCode::BadRequest,
+                format!("at most {} rooms per sync", self.config.max_rooms_per_socket),
+            ));
+        }
+        let cap = self.config.sync_cap;
+        let mut messages = Map::new();
+        let mut has_more = Map::new();
+        for (raw, after) in req.rooms {
+            let room: RoomId = raw.parse().map_err(|_| error(ErrorCode::BadRequest, "rooms keys must be room ids"))?;
+            self.member(room, ctx).await?;
+            let mut found = match self.cluster.buffered_after(room, after, cap as usize + 1).await.map_err(internal)? {
+                Some(m) => m,
+                None => self.directory.after(room, after, cap + 1).await.map_err(internal)?,
+            };
+            let more = found.len() > cap as usize;
+            found.truncate(cap as usize);
+            has_more.insert(raw.clone(), Value::Bool(more));
+            messages.insert(raw, serde_json::to_value(found).map_err(internal)?);
+        }
+        ok(json!({ "messages": messages, "has_more": has_more }))
+    }
+
+    fn refresh(&self, ctx: &SocketCtx, v: Value) -> Reply {
+        let req: RefreshReq = parse(v)?;
+        let claims = self.verifier.verify(&req.token).map_err(|e| error(e.code(), "access token refused"))?;
+        if claims.sub != ctx.user {
+            return Err(error(ErrorCode::Forbidden, "token is for another user"));
+        }
+        ctx.exp.fetch_max(claims.exp, std::sync::atomic::Ordering::AcqRel);
+        ok(json!({ "expires_at": claims.exp }))
+    }
+}
+
+/// Sends `typing: false` once a `typing: true` goes unrenewed for the TTL.
+async fn typing_expiry(inner: Arc<Inner>, s: SocketRef, key: (shared_models::UserId, RoomId), generation: u64) {
+    let ttl = inner.config.typing_ttl;
+    loop {
+        let renewed = {
+            let Ok(typing) = inner.typing.lock() else { return };
+            match typing.get(&key) {
+                Some(st) if st.generation == generation => st.renewed,
+                _ => return,
+            }
+        };
+        let due = renewed.map_or_else(Instant::now, |r| r + ttl);
+        if Instant::now() < due {
+            tokio::time::sleep_until(due.into()).await;
+            continue;
+        }
+        {
+            let Ok(mut typing) = inner.typing.lock() else { return };
+            match typing.get(&key) {
+                Some(st) if st.generation == generation => {
+                    typing.remove(&key);
+                }
+                _ => return,
+            }
+        }
+        let event = json!({ "room": key.1, "user": key.0, "typing": false });
+        let _ = s.to(room_key(key.1)).emit("typing", &event).await;
+        return;
+    }
+}

@@ -1,0 +1,180 @@
+//! The standalone Parley server: every service in one process, on the
+//! embedded backends (in-process bus and cluster state, SQLite stores under
+//! the data directory, keys generated on first run).
+//!
+//! [`Application::build`] takes [`Settings`] and binds; the binary and the
+//! tests then call [`Application::run_until_stopped`]. Shutdown order:
+//! disconnect sockets, stop HTTP, close the bus, let db-writer drain.
+
+pub mod web;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use service_kit::bus::{EventBus, InProcessBus};
+use service_kit::config::{ConfigError, Env};
+use service_kit::ops::Ops;
+use socket_gateway::cluster::InProcessCluster;
+use socket_gateway::directory::EmbeddedDirectory;
+use socket_gateway::{Gateway, GatewayConfig, GatewayDeps};
+use tokio::net::TcpListener;
+
+/// Largest HTTP request body the JSON APIs accept.
+pub const MAX_HTTP_BODY: usize = 64 * 1024;
+
+/// Everything the standalone server is configured by.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Listen address (`PARLEY_ADDR`, default `127.0.0.1:8080`; port 0 picks one).
+    pub addr: String,
+    /// Data directory (`PARLEY_DATA_DIR`, default `./data`).
+    pub data_dir: PathBuf,
+    /// auth's settings.
+    pub auth: auth::AuthConfig,
+    /// The gateway's limits.
+    pub gateway: GatewayConfig,
+}
+
+impl Settings {
+    /// Reads every `PARLEY_*` setting; errors name the variable.
+    pub fn from_env(env: &impl Env) -> Result<Self, ConfigError> {
+        let data_dir: PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
+        let addr = env.string_or("PARLEY_ADDR", "127.0.0.1:8080");
+        if addr.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::new("PARLEY_ADDR", &addr, "expected host:port, e.g. 127.0.0.1:8080"));
+        }
+        Ok(Self {
+            addr,
+            auth: auth::AuthConfig::from_env(env, data_dir.clone())?,
+            gateway: GatewayConfig::from_env(env)?,
+            data_dir,
+        })
+    }
+
+    /// Defaults on a given data directory and port 0 (tests).
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            addr: "127.0.0.1:0".into(),
+            auth: auth::AuthConfig::with_data_dir(data_dir.clone()),
+            gateway: GatewayConfig::default(),
+            data_dir,
+        }
+    }
+}
+
+/// A built, bound server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    bus: Arc<InProcessBus>,
+    db_writer: db_writer::DbWriterApp,
+    gateway: Gateway,
+    auth: auth::AuthApp,
+}
+
+impl Application {
+    /// Opens the stores, starts the consumers and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)
+            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        let registry = prometheus::Registry::new();
+        let bus = Arc::new(InProcessBus::default());
+        let dyn_bus: Arc<dyn EventBus> = bus.clone();
+
+        // db-writer subscribes first: nothing may be published before its queue exists.
+        let auth_cfg = settings.auth.clone();
+        let auth = auth::AuthApp::build(auth_cfg, dyn_bus.clone(), &registry).await?;
+        let verifier = auth.verifier();
+        let jwks_path = settings.data_dir.join("jwks.json");
+        std::fs::write(&jwks_path, serde_json::to_vec_pretty(&auth.service().keys().jwks())?)
+            .with_context(|| format!("cannot write {}", jwks_path.display()))?;
+        let db_writer = db_writer::DbWriterApp::build(
+            db_writer::DbWriterConfig { data_dir: settings.data_dir.clone(), batch: Default::default() },
+            dyn_bus.clone(),
+            verifier.clone(),
+            &registry,
+        )
+        .await?;
+        let gateway = Gateway::build(
+            settings.gateway.clone(),
+            GatewayDeps {
+                bus: dyn_bus.clone(),
+                verifier,
+                directory: Arc::new(EmbeddedDirectory(db_writer.store())),
+                cluster: Arc::new(InProcessCluster::new(settings.gateway.replay_buffer)),
+            },
+            &registry,
+        )
+        .await?;
+
+        let ops = Ops::new(registry)
+            .check(auth.ready_check())
+            .check(db_writer.ready_check())
+            .check(Arc::new(BusCheck(dyn_bus)));
+        let api = auth.router().merge(db_writer.router()).layer(DefaultBodyLimit::max(MAX_HTTP_BODY));
+        let router = api
+            .merge(web::router())
+            .merge(ops.router())
+            .layer(gateway.layer())
+            .layer(tower_http::trace::TraceLayer::new_for_http());
+
+        let listener = TcpListener::bind(&settings.addr)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.addr))?;
+        Ok(Self { listener, router, bus, db_writer, gateway, auth })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The auth service (tests mint tokens with it).
+    pub fn auth(&self) -> &auth::AuthApp {
+        &self.auth
+    }
+
+    /// Serves until `shutdown` resolves, then drains: sockets are
+    /// disconnected, HTTP stops, the bus closes and db-writer finishes
+    /// every event it was handed.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Self { listener, router, bus, db_writer, gateway, auth: _ } = self;
+        let gateway = Arc::new(gateway);
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let closer = {
+            let gateway = gateway.clone();
+            tokio::spawn(async move {
+                shutdown.await;
+                tracing::info!("shutting down: disconnecting sockets");
+                gateway.close().await;
+                let _ = stop_http.send(());
+            })
+        };
+        service_kit::serve(listener, router, async {
+            let _ = http_stopped.await;
+        })
+        .await
+        .context("HTTP server failed")?;
+        closer.abort();
+        bus.close().await;
+        db_writer.drained().await;
+        tracing::info!("shutdown complete");
+        Ok(())
+    }
+}
+
+struct BusCheck(Arc<dyn EventBus>);
+
+#[async_trait::async_trait]
+impl service_kit::ops::ReadyCheck for BusCheck {
+    fn name(&self) -> &str {
+        "event-bus"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.health().await.map_err(|e| e.to_string())
+    }
+}
