@@ -25,12 +25,18 @@ impl AuthConfig {
     pub fn from_env(env: &impl Env, data_dir: PathBuf) -> Result<Self, ConfigError> {
         let access: u64 = env.parse_or("PARLEY_ACCESS_TOKEN_TTL_SECS", 900)?;
         if access == 0 {
-            return Err(ConfigError::new("PARLEY_ACCESS_TOKEN_TTL_SECS", "0", "must be positive"));
+            return Err(ConfigError::new(
+                "PARLEY_ACCESS_TOKEN_TTL_SECS",
+                "0",
+                "must be positive",
+            ));
         }
         Ok(Self {
             data_dir,
             access_ttl: Duration::from_secs(access),
-            refresh_ttl: Duration::from_secs(env.parse_or("PARLEY_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
+            refresh_ttl: Duration::from_secs(
+                env.parse_or("PARLEY_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
+            ),
             login_max_failures: env.parse_or("PARLEY_LOGIN_MAX_FAILURES", 5)?,
             login_window: Duration::from_secs(env.parse_or("PARLEY_LOGIN_WINDOW_SECS", 300)?),
         })

@@ -48,7 +48,12 @@ pub struct KeySet {
 
 impl std::fmt::Debug for KeySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeySet").field("kids", &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>()).finish()
+        f.debug_struct("KeySet")
+            .field(
+                "kids",
+                &self.keys.iter().map(|k| &k.kid).collect::<Vec<_>>(),
+            )
+            .finish()
     }
 }
 
@@ -60,7 +65,9 @@ fn kid_for(public: &[u8; 32]) -> String {
 fn pair_from_seed(seed: [u8; 32], modified: std::time::SystemTime) -> Result<KeyPair, KeyError> {
     let signing = SigningKey::from_bytes(&seed);
     let public = signing.verifying_key().to_bytes();
-    let der = signing.to_pkcs8_der().map_err(|e| KeyError::Sign(e.to_string()))?;
+    let der = signing
+        .to_pkcs8_der()
+        .map_err(|e| KeyError::Sign(e.to_string()))?;
     Ok(KeyPair {
         kid: kid_for(&public),
         public,
@@ -90,7 +97,10 @@ impl KeySet {
                 .ok()
                 .and_then(|b| b.try_into().ok())
                 .ok_or_else(|| KeyError::Corrupt(path.clone()))?;
-            let modified = entry.metadata().and_then(|m| m.modified()).map_err(io(&path))?;
+            let modified = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .map_err(io(&path))?;
             keys.push(pair_from_seed(seed, modified)?);
         }
         if keys.is_empty() {
@@ -117,7 +127,8 @@ impl KeySet {
         let key = self.current();
         let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
         header.kid = Some(key.kid.clone());
-        jsonwebtoken::encode(&header, claims, &key.encoding).map_err(|e| KeyError::Sign(e.to_string()))
+        jsonwebtoken::encode(&header, claims, &key.encoding)
+            .map_err(|e| KeyError::Sign(e.to_string()))
     }
 
     /// The public keys.

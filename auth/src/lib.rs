@@ -42,18 +42,28 @@ impl AuthApp {
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
         use anyhow::Context;
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let keys = keys::KeySet::load_or_generate(&config.data_dir.join("keys"))
             .context("cannot load token signing keys")?;
         let db_path = config.data_dir.join("auth.db");
         let store = store::SqliteUserStore::open(&db_path)
             .with_context(|| format!("cannot open user store {}", db_path.display()))?;
         let verifier = Arc::new(Verifier::from_jwks(&keys.jwks()).context("invalid public keys")?);
-        let service = AuthService::new(Arc::new(store), keys, bus, config, metrics::Metrics::new(registry))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot start auth: {e}"))?;
-        Ok(Self { service: Arc::new(service), verifier })
+        let service = AuthService::new(
+            Arc::new(store),
+            keys,
+            bus,
+            config,
+            metrics::Metrics::new(registry),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start auth: {e}"))?;
+        Ok(Self {
+            service: Arc::new(service),
+            verifier,
+        })
     }
 
     /// A verifier trusting this service's keys (in-process composition).
@@ -68,7 +78,10 @@ impl AuthApp {
 
     /// The HTTP routes.
     pub fn router(&self) -> axum::Router {
-        routes::router(routes::AuthState { service: self.service.clone(), verifier: self.verifier.clone() })
+        routes::router(routes::AuthState {
+            service: self.service.clone(),
+            verifier: self.verifier.clone(),
+        })
     }
 
     /// Readiness: the user store answers.

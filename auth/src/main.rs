@@ -27,6 +27,11 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "auth listening");
-    service_kit::serve(listener, app.router().merge(ops.router()), service_kit::shutdown::signal()).await?;
+    service_kit::serve(
+        listener,
+        app.router().merge(ops.router()),
+        service_kit::shutdown::signal(),
+    )
+    .await?;
     Ok(())
 }

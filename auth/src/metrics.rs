@@ -19,15 +19,24 @@ impl Metrics {
     pub fn new(registry: &Registry) -> Self {
         let c = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
         Self {
-            registrations: register(registry, c("parley_auth_registrations_total", "Users registered")),
+            registrations: register(
+                registry,
+                c("parley_auth_registrations_total", "Users registered"),
+            ),
             logins: register(
                 registry,
-                IntCounterVec::new(Opts::new("parley_auth_logins_total", "Login attempts by outcome"), &["outcome"])
-                    .expect("valid metric"),
+                IntCounterVec::new(
+                    Opts::new("parley_auth_logins_total", "Login attempts by outcome"),
+                    &["outcome"],
+                )
+                .expect("valid metric"),
             ),
             refresh_reuse: register(
                 registry,
-                c("parley_auth_refresh_reuse_total", "Spent refresh tokens presented again"),
+                c(
+                    "parley_auth_refresh_reuse_total",
+                    "Spent refresh tokens presented again",
+                ),
             ),
         }
     }

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -21,6 +21,9 @@ use crate::config::AuthConfig;
 use crate::keys::KeySet;
 use crate::metrics::Metrics;
 use crate::store::{RefreshRecord, StoreError, UserRecord, UserStore};
+
+/// Failed logins are counted per lowercase username and client address.
+type ThrottleKey = (String, Option<IpAddr>);
 
 /// The service's name on the bus.
 pub const SOURCE: &str = "auth";
@@ -44,7 +47,7 @@ pub struct AuthService {
     keys: KeySet,
     bus: Arc<dyn EventBus>,
     config: AuthConfig,
-    throttle: Mutex<HashMap<(String, Option<IpAddr>), (u32, Instant)>>,
+    throttle: Mutex<HashMap<ThrottleKey, (u32, Instant)>>,
     metrics: Metrics,
     /// A real hash to verify against when the user does not exist, so a
     /// wrong username costs the same time as a wrong password.
@@ -53,14 +56,18 @@ pub struct AuthService {
 
 impl std::fmt::Debug for AuthService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("keys", &self.keys).finish()
+        f.debug_struct("AuthService")
+            .field("keys", &self.keys)
+            .finish()
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::UsernameTaken => ApiError::new(ErrorCode::UsernameTaken, "username is taken"),
+            StoreError::UsernameTaken => {
+                ApiError::new(ErrorCode::UsernameTaken, "username is taken")
+            }
             StoreError::Backend(e) => ApiError::internal(e),
         }
     }
@@ -69,10 +76,18 @@ impl From<StoreError> for ApiError {
 fn validate_password(p: &str) -> Result<(), ApiError> {
     let n = p.chars().count();
     if !(8..=128).contains(&n) {
-        return Err(ApiError::new(ErrorCode::WeakPassword, "password must be 8-128 characters"));
+        return Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            "password must be 8-128 characters",
+        ));
     }
-    if p.chars().all(|c| c.is_ascii_digit()) || p.chars().all(|c| c == p.chars().next().unwrap_or(' ')) {
-        return Err(ApiError::new(ErrorCode::WeakPassword, "password is too easy to guess"));
+    if p.chars().all(|c| c.is_ascii_digit())
+        || p.chars().all(|c| c == p.chars().next().unwrap_or(' '))
+    {
+        return Err(ApiError::new(
+            ErrorCode::WeakPassword,
+            "password is too easy to guess",
+        ));
     }
     Ok(())
 }
@@ -110,7 +125,11 @@ async fn hash_password(password: String) -> Result<String, ApiError> {
 async fn verify_password(password: String, hash: String) -> bool {
     tokio::task::spawn_blocking(move || {
         PasswordHash::new(&hash)
-            .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
             .unwrap_or(false)
     })
     .await
@@ -127,7 +146,15 @@ impl AuthService {
         metrics: Metrics,
     ) -> Result<Self, ApiError> {
         let dummy_hash = hash_password("dummy password for timing".into()).await?;
-        Ok(Self { store, keys, bus, config, throttle: Mutex::new(HashMap::new()), metrics, dummy_hash })
+        Ok(Self {
+            store,
+            keys,
+            bus,
+            config,
+            throttle: Mutex::new(HashMap::new()),
+            metrics,
+            dummy_hash,
+        })
     }
 
     /// The key set (for JWKS and the in-process verifier).
@@ -153,7 +180,10 @@ impl AuthService {
         self.store.create_user(&record).await?;
         // Other services learn of the user through the bus; if it cannot be
         // announced, undo so a retry starts clean.
-        let event = UserRegistered { id: record.id, username: record.username.clone() };
+        let event = UserRegistered {
+            id: record.id,
+            username: record.username.clone(),
+        };
         if let Err(err) = bus::publish(self.bus.as_ref(), SOURCE, event).await {
             self.store.delete_user(record.id).await?;
             return Err(ApiError::unavailable(err));
@@ -164,15 +194,25 @@ impl AuthService {
     }
 
     /// Checks credentials and opens a session; throttled per username and address.
-    pub async fn login(&self, username: &str, password: &str, ip: Option<IpAddr>) -> Result<Session, ApiError> {
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<Session, ApiError> {
         let key = (username.to_ascii_lowercase(), ip);
         if let Some(wait) = self.throttled(&key) {
             self.metrics.logins.with_label_values(&["throttled"]).inc();
-            return Err(ApiError::new(ErrorCode::RateLimited, "too many failed logins, try again later")
-                .retry_after(wait));
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                "too many failed logins, try again later",
+            )
+            .retry_after(wait));
         }
         let user = self.store.user_by_name(username).await?;
-        let hash = user.as_ref().map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
+        let hash = user
+            .as_ref()
+            .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
         let ok = verify_password(password.to_owned(), hash).await && user.is_some();
         match user {
             Some(user) if ok => {
@@ -185,7 +225,10 @@ impl AuthService {
             _ => {
                 self.record_failure(key);
                 self.metrics.logins.with_label_values(&["failed"]).inc();
-                Err(ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password"))
+                Err(ApiError::new(
+                    ErrorCode::InvalidCredentials,
+                    "wrong username or password",
+                ))
             }
         }
     }
@@ -223,14 +266,28 @@ impl AuthService {
 
     /// A user's public profile by id.
     pub async fn user(&self, id: UserId) -> Result<UserRef, ApiError> {
-        let u = self.store.user_by_id(id).await?.ok_or_else(|| ApiError::not_found("user"))?;
-        Ok(UserRef { id: u.id, username: u.username })
+        let u = self
+            .store
+            .user_by_id(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(UserRef {
+            id: u.id,
+            username: u.username,
+        })
     }
 
     /// A user's public profile by name.
     pub async fn lookup(&self, username: &str) -> Result<UserRef, ApiError> {
-        let u = self.store.user_by_name(username).await?.ok_or_else(|| ApiError::not_found("user"))?;
-        Ok(UserRef { id: u.id, username: u.username })
+        let u = self
+            .store
+            .user_by_name(username)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        Ok(UserRef {
+            id: u.id,
+            username: u.username,
+        })
     }
 
     /// Signs a fresh access token for a user.
@@ -248,7 +305,11 @@ impl AuthService {
         self.keys.sign(&claims).map_err(ApiError::internal)
     }
 
-    async fn new_session(&self, user: &UserRecord, family: Option<String>) -> Result<Session, ApiError> {
+    async fn new_session(
+        &self,
+        user: &UserRecord,
+        family: Option<String>,
+    ) -> Result<Session, ApiError> {
         let refresh = random_token();
         let ttl = i64::try_from(self.config.refresh_ttl.as_secs()).unwrap_or(i64::MAX / 2);
         let rec = RefreshRecord {
@@ -258,16 +319,21 @@ impl AuthService {
             used: false,
             revoked: false,
         };
-        self.store.insert_refresh(&hash_refresh(&refresh), &rec).await?;
+        self.store
+            .insert_refresh(&hash_refresh(&refresh), &rec)
+            .await?;
         Ok(Session {
-            user: UserRef { id: user.id, username: user.username.clone() },
+            user: UserRef {
+                id: user.id,
+                username: user.username.clone(),
+            },
             access_token: self.access_token(user.id, &user.username)?,
             refresh_token: refresh,
             expires_in: self.config.access_ttl.as_secs(),
         })
     }
 
-    fn throttled(&self, key: &(String, Option<IpAddr>)) -> Option<u64> {
+    fn throttled(&self, key: &ThrottleKey) -> Option<u64> {
         let t = self.throttle.lock().ok()?;
         let (failures, since) = t.get(key)?;
         let elapsed = since.elapsed();
@@ -275,8 +341,10 @@ impl AuthService {
             .then(|| (self.config.login_window - elapsed).as_secs().max(1))
     }
 
-    fn record_failure(&self, key: (String, Option<IpAddr>)) {
-        let Ok(mut t) = self.throttle.lock() else { return };
+    fn record_failure(&self, key: ThrottleKey) {
+        let Ok(mut t) = self.throttle.lock() else {
+            return;
+        };
         let window = self.config.login_window;
         // Bound the map: forget windows that are over.
         if t.len() > 100_000 {

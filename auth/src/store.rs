@@ -94,14 +94,18 @@ pub struct SqliteUserStore {
 impl SqliteUserStore {
     /// Opens or creates the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, DbError> {
-        Ok(Self { db: Db::open(path, SCHEMA)? })
+        Ok(Self {
+            db: Db::open(path, SCHEMA)?,
+        })
     }
 }
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     let id: String = row.get(0)?;
     Ok(UserRecord {
-        id: id.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e)))?,
+        id: id.parse().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+        })?,
         username: row.get(1)?,
         password_hash: row.get(2)?,
     })
@@ -209,7 +213,12 @@ impl UserStore for SqliteUserStore {
         let hash = hash.to_owned();
         let n = self
             .db
-            .write(move |c| c.execute("UPDATE refresh_tokens SET used = 1 WHERE hash = ?1 AND used = 0", [hash]))
+            .write(move |c| {
+                c.execute(
+                    "UPDATE refresh_tokens SET used = 1 WHERE hash = ?1 AND used = 0",
+                    [hash],
+                )
+            })
             .await?;
         Ok(n == 1)
     }
@@ -217,7 +226,12 @@ impl UserStore for SqliteUserStore {
     async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
         let family = family.to_owned();
         self.db
-            .write(move |c| c.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", [family]))
+            .write(move |c| {
+                c.execute(
+                    "UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1",
+                    [family],
+                )
+            })
             .await?;
         Ok(())
     }

@@ -36,7 +36,10 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        Self { max_batch: 512, linger: Duration::ZERO }
+        Self {
+            max_batch: 512,
+            linger: Duration::ZERO,
+        }
     }
 }
 
@@ -51,11 +54,24 @@ fn parse(d: &Delivery) -> Result<Parsed, String> {
     let kind = EventKind::parse(&d.routing_key);
     let err = |e: serde_json::Error| e.to_string();
     Ok(match kind {
-        Some(EventKind::MessageCreated) => Parsed::Message(Envelope::<Message>::from_slice(&d.payload).map_err(err)?.data),
-        Some(EventKind::ReceiptRead) => Parsed::Receipt(Envelope::<ReceiptRead>::from_slice(&d.payload).map_err(err)?.data),
+        Some(EventKind::MessageCreated) => Parsed::Message(
+            Envelope::<Message>::from_slice(&d.payload)
+                .map_err(err)?
+                .data,
+        ),
+        Some(EventKind::ReceiptRead) => Parsed::Receipt(
+            Envelope::<ReceiptRead>::from_slice(&d.payload)
+                .map_err(err)?
+                .data,
+        ),
         Some(EventKind::UserRegistered) => {
-            let u = Envelope::<UserRegistered>::from_slice(&d.payload).map_err(err)?.data;
-            Parsed::User(UserRef { id: u.id, username: u.username })
+            let u = Envelope::<UserRegistered>::from_slice(&d.payload)
+                .map_err(err)?
+                .data;
+            Parsed::User(UserRef {
+                id: u.id,
+                username: u.username,
+            })
         }
         // Bound by a wider pattern in some deployment: not ours to store.
         _ => Parsed::Ignore,
@@ -63,7 +79,12 @@ fn parse(d: &Delivery) -> Result<Parsed, String> {
 }
 
 /// Runs until the subscription ends (bus closed), settling every delivery.
-pub async fn run(mut sub: Subscription, store: Arc<dyn ChatStore>, config: BatchConfig, metrics: Metrics) {
+pub async fn run(
+    mut sub: Subscription,
+    store: Arc<dyn ChatStore>,
+    config: BatchConfig,
+    metrics: Metrics,
+) {
     let mut backoff = Duration::from_millis(50);
     while let Some(first) = sub.next().await {
         let mut batch = vec![first];
@@ -108,7 +129,9 @@ pub async fn run(mut sub: Subscription, store: Arc<dyn ChatStore>, config: Batch
         match store.write_batch(users, messages, receipts).await {
             Ok(outcome) => {
                 metrics.batch_size.observe(n as f64);
-                metrics.write_seconds.observe(started.elapsed().as_secs_f64());
+                metrics
+                    .write_seconds
+                    .observe(started.elapsed().as_secs_f64());
                 metrics.messages_written.inc_by(outcome.inserted as u64);
                 metrics.duplicates.inc_by(outcome.duplicates as u64);
                 for d in good {

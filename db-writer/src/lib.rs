@@ -7,6 +7,7 @@
 //! - [`store`]: the [`store::ChatStore`] port and its embedded
 //!   implementation (SQLite).
 
+pub mod conformance;
 pub mod consumer;
 pub mod metrics;
 pub mod routes;
@@ -48,20 +49,31 @@ impl DbWriterApp {
         verifier: Arc<Verifier>,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!("cannot create data directory {}", config.data_dir.display())
+        })?;
         let path = config.data_dir.join("chat.db");
         let store: Arc<dyn ChatStore> = Arc::new(
-            store::SqliteChatStore::open(&path).with_context(|| format!("cannot open chat store {}", path.display()))?,
+            store::SqliteChatStore::open(&path)
+                .with_context(|| format!("cannot open chat store {}", path.display()))?,
         );
         let sub = bus
             .subscribe(consumer::QUEUE, &consumer::BINDINGS, Durability::Durable)
             .await
             .context("cannot subscribe to the event bus")?;
-        let task = tokio::spawn(consumer::run(sub, store.clone(), config.batch, metrics::Metrics::new(registry)));
+        let task = tokio::spawn(consumer::run(
+            sub,
+            store.clone(),
+            config.batch,
+            metrics::Metrics::new(registry),
+        ));
         Ok(Self {
             store: store.clone(),
-            state: routes::RoomsState { store, verifier, bus },
+            state: routes::RoomsState {
+                store,
+                verifier,
+                bus,
+            },
             consumer: tokio::sync::Mutex::new(Some(task)),
         })
     }
@@ -83,10 +95,11 @@ impl DbWriterApp {
 
     /// Waits for the consumer to drain after the bus was closed.
     pub async fn drained(&self) {
-        if let Some(task) = self.consumer.lock().await.take() {
-            if let Err(err) = task.await {
-                tracing::error!(error = %err, "db-writer consumer panicked");
-            }
+        let task = self.consumer.lock().await.take();
+        if let Some(task) = task
+            && let Err(err) = task.await
+        {
+            tracing::error!(error = %err, "db-writer consumer panicked");
         }
     }
 }

@@ -21,19 +21,30 @@ async fn main() -> anyhow::Result<()> {
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let jwks_path = data_dir.join("jwks.json");
     let jwks: Jwks = serde_json::from_slice(
-        &std::fs::read(&jwks_path).with_context(|| format!("cannot read {}", jwks_path.display()))?,
+        &std::fs::read(&jwks_path)
+            .with_context(|| format!("cannot read {}", jwks_path.display()))?,
     )
     .with_context(|| format!("{} is not a JWKS", jwks_path.display()))?;
     let verifier = Arc::new(Verifier::from_jwks(&jwks).context("invalid JWKS")?);
     let registry = prometheus::Registry::new();
     // The production bus (RabbitMQ) arrives with the distributed deployment.
     let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
-    let config = db_writer::DbWriterConfig { data_dir, batch: Default::default() };
+    let config = db_writer::DbWriterConfig {
+        data_dir,
+        batch: Default::default(),
+    };
     let app = db_writer::DbWriterApp::build(config, bus.clone(), verifier, &registry).await?;
     let ops = Ops::new(registry).check(app.ready_check());
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "db-writer listening");
-    service_kit::serve(listener, app.router().merge(ops.router()), service_kit::shutdown::signal()).await?;
+    service_kit::serve(
+        listener,
+        app.router().merge(ops.router()),
+        service_kit::shutdown::signal(),
+    )
+    .await?;
     bus.close().await;
     app.drained().await;
     Ok(())

@@ -25,13 +25,26 @@ impl Metrics {
     pub fn new(registry: &Registry) -> Self {
         let c = |n: &str, h: &str| register(registry, IntCounter::new(n, h).expect("valid metric"));
         let h = |n: &str, help: &str, buckets: Vec<f64>| {
-            register(registry, Histogram::with_opts(HistogramOpts::new(n, help).buckets(buckets)).expect("valid metric"))
+            register(
+                registry,
+                Histogram::with_opts(HistogramOpts::new(n, help).buckets(buckets))
+                    .expect("valid metric"),
+            )
         };
         Self {
             messages_written: c("parley_db_messages_written_total", "Messages stored"),
-            duplicates: c("parley_db_duplicate_messages_total", "Redelivered messages already stored"),
-            dead_lettered: c("parley_db_dead_lettered_total", "Unparseable events dead-lettered"),
-            write_failures: c("parley_db_write_failures_total", "Batch writes that failed and were requeued"),
+            duplicates: c(
+                "parley_db_duplicate_messages_total",
+                "Redelivered messages already stored",
+            ),
+            dead_lettered: c(
+                "parley_db_dead_lettered_total",
+                "Unparseable events dead-lettered",
+            ),
+            write_failures: c(
+                "parley_db_write_failures_total",
+                "Batch writes that failed and were requeued",
+            ),
             batch_size: h(
                 "parley_db_batch_size",
                 "Events per batch",

@@ -16,7 +16,9 @@ use service_kit::bus::EventBus;
 use service_kit::http::{ApiJson, AuthUser};
 use service_kit::token::Verifier;
 use shared_models::chat::MemberChanged;
-use shared_models::{Envelope, ErrorCode, EventKind, Message, Room, RoomId, RoomKind, RoomMember, RoomName, UserId};
+use shared_models::{
+    Envelope, ErrorCode, EventKind, Message, Room, RoomId, RoomKind, RoomMember, RoomName, UserId,
+};
 
 use crate::store::{ChatStore, StoreError};
 
@@ -69,7 +71,11 @@ fn parse_id<T: std::str::FromStr>(raw: &str, what: &str) -> Result<T, ApiError> 
 }
 
 /// The room if `user` is a member; 404 otherwise.
-async fn room_for_member(store: &dyn ChatStore, id: RoomId, user: UserId) -> Result<Room, ApiError> {
+async fn room_for_member(
+    store: &dyn ChatStore,
+    id: RoomId,
+    user: UserId,
+) -> Result<Room, ApiError> {
     match store.room(id).await? {
         Some(room) if room.members.contains(&user) => Ok(room),
         _ => Err(ApiError::not_found("room")),
@@ -77,7 +83,14 @@ async fn room_for_member(store: &dyn ChatStore, id: RoomId, user: UserId) -> Res
 }
 
 async fn announce(bus: &dyn EventBus, kind: EventKind, room: &Room, user: UserId) {
-    let env = Envelope::new(kind, SOURCE, MemberChanged { room: room.clone(), user });
+    let env = Envelope::new(
+        kind,
+        SOURCE,
+        MemberChanged {
+            room: room.clone(),
+            user,
+        },
+    );
     // Membership is already stored; the event only tells live gateways.
     if let Err(err) = bus.publish(kind.as_str(), env.to_bytes()).await {
         tracing::warn!(error = %err, room = %room.id, user = %user, "cannot announce membership change");
@@ -89,14 +102,18 @@ async fn create_room(
     me: AuthUser,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<Room>), ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("expected a JSON object"))?;
     if let Some(direct) = obj.get("direct") {
         let other: UserId = direct
             .as_str()
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| ApiError::bad_request("direct must be a user id"))?;
         if other == me.id {
-            return Err(ApiError::bad_request("cannot open a direct room with yourself"));
+            return Err(ApiError::bad_request(
+                "cannot open a direct room with yourself",
+            ));
         }
         if !s.store.unknown_users(vec![other]).await?.is_empty() {
             return Err(ApiError::new(ErrorCode::UnknownUser, "no such user"));
@@ -111,20 +128,29 @@ async fn create_room(
         .get("name")
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::bad_request("name (string) or direct (user id) is required"))?;
-    let name = RoomName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))?;
+    let name =
+        RoomName::parse(name).map_err(|e| ApiError::new(ErrorCode::InvalidName, e.to_string()))?;
     let members: Vec<UserId> = match obj.get("members") {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => serde_json::from_value(v.clone())
             .map_err(|_| ApiError::bad_request("members must be a list of user ids"))?,
     };
     if members.len() > MAX_INITIAL_MEMBERS {
-        return Err(ApiError::bad_request(format!("at most {MAX_INITIAL_MEMBERS} members")));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_INITIAL_MEMBERS} members"
+        )));
     }
     let unknown = s.store.unknown_users(members.clone()).await?;
     if !unknown.is_empty() {
-        return Err(ApiError::new(ErrorCode::UnknownUser, format!("unknown user {}", unknown[0])));
+        return Err(ApiError::new(
+            ErrorCode::UnknownUser,
+            format!("unknown user {}", unknown[0]),
+        ));
     }
-    let room = s.store.create_group(name.as_str().to_owned(), me.id, members).await?;
+    let room = s
+        .store
+        .create_group(name.as_str().to_owned(), me.id, members)
+        .await?;
     for m in room.members.iter().filter(|m| **m != me.id) {
         announce(s.bus.as_ref(), EventKind::MemberAdded, &room, *m).await;
     }
@@ -137,7 +163,11 @@ async fn list_rooms(State(s): State<RoomsState>, me: AuthUser) -> Result<Json<Va
     Ok(Json(json!({ "rooms": rooms })))
 }
 
-async fn get_room(State(s): State<RoomsState>, me: AuthUser, Path(id): Path<String>) -> Result<Json<Room>, ApiError> {
+async fn get_room(
+    State(s): State<RoomsState>,
+    me: AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Room>, ApiError> {
     let id = parse_id(&id, "room")?;
     Ok(Json(room_for_member(s.store.as_ref(), id, me.id).await?))
 }
@@ -156,10 +186,15 @@ async fn add_member(
     let id = parse_id(&id, "room")?;
     let room = room_for_member(s.store.as_ref(), id, me.id).await?;
     if room.kind == RoomKind::Direct {
-        return Err(ApiError::bad_request("direct rooms have exactly two members"));
+        return Err(ApiError::bad_request(
+            "direct rooms have exactly two members",
+        ));
     }
     if room.owner != Some(me.id) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "only the owner manages members"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the owner manages members",
+        ));
     }
     if !s.store.unknown_users(vec![body.user_id]).await?.is_empty() {
         return Err(ApiError::new(ErrorCode::UnknownUser, "no such user"));
@@ -181,10 +216,15 @@ async fn remove_member(
     let user: UserId = parse_id(&user, "member")?;
     let room = room_for_member(s.store.as_ref(), id, me.id).await?;
     if room.kind == RoomKind::Direct {
-        return Err(ApiError::bad_request("direct rooms have exactly two members"));
+        return Err(ApiError::bad_request(
+            "direct rooms have exactly two members",
+        ));
     }
     if user != me.id && room.owner != Some(me.id) {
-        return Err(ApiError::new(ErrorCode::Forbidden, "only the owner removes other members"));
+        return Err(ApiError::new(
+            ErrorCode::Forbidden,
+            "only the owner removes other members",
+        ));
     }
     if !room.members.contains(&user) {
         return Err(ApiError::not_found("member"));
@@ -215,8 +255,12 @@ async fn history(
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id, "room")?;
     let num = |v: Option<String>, what: &str| -> Result<Option<u64>, ApiError> {
-        v.map(|s| s.parse::<u64>().map_err(|_| ApiError::bad_request(format!("{what} must be a non-negative integer"))))
-            .transpose()
+        v.map(|s| {
+            s.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("{what} must be a non-negative integer"))
+            })
+        })
+        .transpose()
     };
     let (before, limit) = page_bounds(num(q.before, "before")?, num(q.limit, "limit")?);
     if s.store.membership(id, me.id).await?.is_none() {

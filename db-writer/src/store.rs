@@ -10,7 +10,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use service_kit::sqlite::{Db, DbError};
 use shared_models::{
-    ClientId, Message, MessageId, ReceiptRead, Room, RoomId, RoomKind, RoomMember, Timestamp, UserId, UserRef,
+    ClientId, Message, MessageId, ReceiptRead, Room, RoomId, RoomKind, RoomMember, Timestamp,
+    UserId, UserRef,
 };
 
 /// Store failures.
@@ -52,7 +53,12 @@ pub trait ChatStore: Send + Sync + 'static {
     /// The ids among `ids` that are not known users.
     async fn unknown_users(&self, ids: Vec<UserId>) -> Result<Vec<UserId>, StoreError>;
     /// Creates a group room owned by `owner` with `members` (owner included).
-    async fn create_group(&self, name: String, owner: UserId, members: Vec<UserId>) -> Result<Room, StoreError>;
+    async fn create_group(
+        &self,
+        name: String,
+        owner: UserId,
+        members: Vec<UserId>,
+    ) -> Result<Room, StoreError>;
     /// The direct room of a pair, created on first use; `true` if created now.
     async fn direct_room(&self, a: UserId, b: UserId) -> Result<(Room, bool), StoreError>;
     /// A room by id.
@@ -64,16 +70,30 @@ pub trait ChatStore: Send + Sync + 'static {
     /// A user's rooms with positions and unread counts.
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError>;
     /// `Some` if `user` is a member of `room`.
-    async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, StoreError>;
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError>;
     /// Users who share at least one room with `user` (not `user`).
     async fn contacts(&self, user: UserId) -> Result<Vec<UserId>, StoreError>;
     /// Up to `limit` messages with `seq < before`, newest first.
-    async fn history(&self, room: RoomId, before: Option<u64>, limit: u32) -> Result<Vec<Message>, StoreError>;
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError>;
     /// Up to `limit` messages with `seq > after`, oldest first.
-    async fn after(&self, room: RoomId, after: u64, limit: u32) -> Result<Vec<Message>, StoreError>;
+    async fn after(&self, room: RoomId, after: u64, limit: u32)
+    -> Result<Vec<Message>, StoreError>;
     /// The message a sender sent with `client_id`, if stored.
-    async fn by_client_id(&self, room: RoomId, sender: UserId, client_id: ClientId)
-    -> Result<Option<Message>, StoreError>;
+    async fn by_client_id(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<Option<Message>, StoreError>;
     /// `Ok` when the store answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -121,7 +141,9 @@ pub struct SqliteChatStore {
 impl SqliteChatStore {
     /// Opens or creates the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, DbError> {
-        Ok(Self { db: Db::open(path, SCHEMA)? })
+        Ok(Self {
+            db: Db::open(path, SCHEMA)?,
+        })
     }
 }
 
@@ -129,7 +151,9 @@ fn conv<T: std::str::FromStr>(idx: usize, s: String) -> rusqlite::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    s.parse().map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -156,22 +180,41 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
 
 fn load_room(c: &Connection, id: RoomId) -> rusqlite::Result<Option<Room>> {
     let head = c
-        .query_row("SELECT kind, name, owner FROM rooms WHERE id = ?1", [id.to_string()], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
-        })
+        .query_row(
+            "SELECT kind, name, owner FROM rooms WHERE id = ?1",
+            [id.to_string()],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                ))
+            },
+        )
         .optional()?;
-    let Some((kind, name, owner)) = head else { return Ok(None) };
+    let Some((kind, name, owner)) = head else {
+        return Ok(None);
+    };
     let mut stmt = c.prepare_cached(
         "SELECT m.user_id, COALESCE(u.username, '') FROM members m LEFT JOIN users u ON u.id = m.user_id
          WHERE m.room = ?1 ORDER BY u.username",
     )?;
     let users = stmt
-        .query_map([id.to_string()], |r| Ok(UserRef { id: conv(0, r.get(0)?)?, username: r.get(1)? }))?
+        .query_map([id.to_string()], |r| {
+            Ok(UserRef {
+                id: conv(0, r.get(0)?)?,
+                username: r.get(1)?,
+            })
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(Room {
         id,
         name,
-        kind: if kind == "direct" { RoomKind::Direct } else { RoomKind::Group },
+        kind: if kind == "direct" {
+            RoomKind::Direct
+        } else {
+            RoomKind::Group
+        },
         owner: owner.map(|o| conv(2, o)).transpose()?,
         members: users.iter().map(|u| u.id).collect(),
         users,
@@ -256,7 +299,12 @@ impl ChatStore for SqliteChatStore {
             .await?)
     }
 
-    async fn create_group(&self, name: String, owner: UserId, members: Vec<UserId>) -> Result<Room, StoreError> {
+    async fn create_group(
+        &self,
+        name: String,
+        owner: UserId,
+        members: Vec<UserId>,
+    ) -> Result<Room, StoreError> {
         Ok(self
             .db
             .write(move |c| {
@@ -354,7 +402,12 @@ impl ChatStore for SqliteChatStore {
                 )?;
                 let heads = stmt
                     .query_map([user.to_string()], |r| {
-                        Ok((conv::<RoomId>(0, r.get(0)?)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                        Ok((
+                            conv::<RoomId>(0, r.get(0)?)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, i64>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 heads
@@ -372,7 +425,11 @@ impl ChatStore for SqliteChatStore {
             .await?)
     }
 
-    async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, StoreError> {
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, StoreError> {
         Ok(self
             .db
             .read(move |c| {
@@ -380,7 +437,12 @@ impl ChatStore for SqliteChatStore {
                     "SELECT r.last_seq, m.read_seq FROM members m JOIN rooms r ON r.id = m.room
                      WHERE m.room = ?1 AND m.user_id = ?2",
                     params![room.to_string(), user.to_string()],
-                    |r| Ok(Membership { last_seq: to_u64(r.get(0)?), read_seq: to_u64(r.get(1)?) }),
+                    |r| {
+                        Ok(Membership {
+                            last_seq: to_u64(r.get(0)?),
+                            read_seq: to_u64(r.get(1)?),
+                        })
+                    },
                 )
                 .optional()
             })
@@ -395,12 +457,18 @@ impl ChatStore for SqliteChatStore {
                     "SELECT DISTINCT o.user_id FROM members m JOIN members o ON o.room = m.room
                      WHERE m.user_id = ?1 AND o.user_id != ?1",
                 )?;
-                stmt.query_map([user.to_string()], |r| conv::<UserId>(0, r.get(0)?))?.collect()
+                stmt.query_map([user.to_string()], |r| conv::<UserId>(0, r.get(0)?))?
+                    .collect()
             })
             .await?)
     }
 
-    async fn history(&self, room: RoomId, before: Option<u64>, limit: u32) -> Result<Vec<Message>, StoreError> {
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         Ok(self
             .db
             .read(move |c| {
@@ -413,7 +481,12 @@ impl ChatStore for SqliteChatStore {
             .await?)
     }
 
-    async fn after(&self, room: RoomId, after: u64, limit: u32) -> Result<Vec<Message>, StoreError> {
+    async fn after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         Ok(self
             .db
             .read(move |c| {

@@ -5,8 +5,11 @@ use anyhow::Context;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     service_kit::telemetry::init();
-    let addr = std::env::var("PARLEY_FILE_SERVICE_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".into());
-    let listener = tokio::net::TcpListener::bind(&addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+    let addr =
+        std::env::var("PARLEY_FILE_SERVICE_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".into());
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "file-service listening");
     let router = file_service::ops_router(prometheus::Registry::new());
     service_kit::serve(listener, router, service_kit::shutdown::signal()).await?;

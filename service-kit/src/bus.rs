@@ -60,14 +60,20 @@ pub struct Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("routing_key", &self.routing_key).finish()
+        f.debug_struct("Delivery")
+            .field("routing_key", &self.routing_key)
+            .finish()
     }
 }
 
 impl Delivery {
     /// A delivery settled through `acker`.
     pub fn new(routing_key: String, payload: Arc<[u8]>, acker: Box<dyn Acker>) -> Self {
-        Self { routing_key, payload, acker }
+        Self {
+            routing_key,
+            payload,
+            acker,
+        }
     }
 
     /// Settles the delivery.
@@ -210,7 +216,10 @@ impl InProcessBus {
 
     /// Events consumers dead-lettered (routing key, payload), oldest first.
     pub fn dead_letters(&self) -> Vec<(String, Arc<[u8]>)> {
-        self.dead_letters.lock().map(|d| d.clone()).unwrap_or_default()
+        self.dead_letters
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_default()
     }
 
     fn matching(&self, key: &str) -> Vec<Arc<Queue>> {
@@ -230,9 +239,13 @@ impl InProcessBus {
         let mut pause = Duration::from_millis(10);
         loop {
             let (tx, rx) = oneshot::channel();
-            let delivery = Delivery::new(key.to_owned(), payload.clone(), Box::new(OneshotAcker(tx)));
+            let delivery =
+                Delivery::new(key.to_owned(), payload.clone(), Box::new(OneshotAcker(tx)));
             if q.tx.send(delivery).await.is_err() {
-                return Err(BusError::Unavailable(format!("queue {} has no consumer", q.name)));
+                return Err(BusError::Unavailable(format!(
+                    "queue {} has no consumer",
+                    q.name
+                )));
             }
             match rx.await {
                 Ok(Settle::Ack) => return Ok(()),
@@ -248,7 +261,10 @@ impl InProcessBus {
                 }
                 // The consumer dropped the delivery without settling (it stopped).
                 Err(_) => {
-                    return Err(BusError::Unavailable(format!("queue {} consumer stopped", q.name)));
+                    return Err(BusError::Unavailable(format!(
+                        "queue {} consumer stopped",
+                        q.name
+                    )));
                 }
             }
         }
@@ -270,16 +286,25 @@ impl EventBus for InProcessBus {
                 Durability::Transient => {
                     // Live notifications: delivered, never awaited, never retried.
                     let (tx, _rx) = oneshot::channel();
-                    let d = Delivery::new(routing_key.to_owned(), payload.clone(), Box::new(OneshotAcker(tx)));
+                    let d = Delivery::new(
+                        routing_key.to_owned(),
+                        payload.clone(),
+                        Box::new(OneshotAcker(tx)),
+                    );
                     let _ = q.tx.try_send(d);
                 }
             }
         }
         let results = futures_util::future::join_all(
-            durable.iter().map(|q| self.deliver(q, routing_key, payload.clone())),
+            durable
+                .iter()
+                .map(|q| self.deliver(q, routing_key, payload.clone())),
         )
         .await;
-        results.into_iter().collect::<Result<Vec<()>, _>>().map(|_| ())
+        results
+            .into_iter()
+            .collect::<Result<Vec<()>, _>>()
+            .map(|_| ())
     }
 
     async fn subscribe(
@@ -314,7 +339,8 @@ impl EventBus for InProcessBus {
     }
 
     async fn close(&self) {
-        self.closed.store(true, std::sync::atomic::Ordering::Release);
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
         // Dropping the senders ends each subscription after its buffer drains.
         if let Ok(mut qs) = self.queues.write() {
             qs.clear();
@@ -328,7 +354,10 @@ mod tests {
 
     #[test]
     fn topic_patterns() {
-        assert!(topic_matches("chat.message.created", "chat.message.created"));
+        assert!(topic_matches(
+            "chat.message.created",
+            "chat.message.created"
+        ));
         assert!(topic_matches("chat.*.created", "chat.message.created"));
         assert!(topic_matches("chat.#", "chat.message.created"));
         assert!(topic_matches("#", "auth.user.registered"));

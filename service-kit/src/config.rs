@@ -56,7 +56,12 @@ pub struct MapEnv(pub HashMap<String, String>);
 impl MapEnv {
     /// A map from pairs.
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+        Self(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
     }
 }
 
@@ -81,7 +86,11 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error for `key` with a reason.
     pub fn new(key: &str, value: &str, reason: impl Into<String>) -> Self {
-        Self { key: key.to_owned(), value: value.to_owned(), reason: reason.into() }
+        Self {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
     }
 }
 

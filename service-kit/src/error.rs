@@ -17,7 +17,12 @@ pub struct ApiError {
 impl ApiError {
     /// A client error with a code and a message for people.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), source: None, retry_after: None }
+        Self {
+            code,
+            message: message.into(),
+            source: None,
+            retry_after: None,
+        }
     }
 
     /// An internal failure: the client sees only `internal`; the chain is logged.
@@ -83,7 +88,8 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({ "error": self.body() });
         let mut res = (status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
-            res.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         res
     }

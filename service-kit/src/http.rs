@@ -59,7 +59,10 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let claims = verifier.verify_opt(token).map_err(|e| {
             let message = match e {
@@ -69,6 +72,9 @@ where
             };
             ApiError::new(ErrorCode::Unauthorized, message)
         })?;
-        Ok(Self { id: claims.sub, username: claims.name })
+        Ok(Self {
+            id: claims.sub,
+            username: claims.name,
+        })
     }
 }

@@ -12,6 +12,7 @@
 //! Invariant: nothing here knows about a particular service's data.
 
 pub mod bus;
+pub mod bus_conformance;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -29,7 +29,10 @@ pub struct Ops {
 impl Ops {
     /// Operations over a metrics registry.
     pub fn new(registry: Registry) -> Self {
-        Self { registry, checks: Vec::new() }
+        Self {
+            registry,
+            checks: Vec::new(),
+        }
     }
 
     /// Adds a readiness check.
@@ -65,7 +68,11 @@ async fn readyz(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
             }
         }
     }
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, report)
 }
 
@@ -74,9 +81,17 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     let encoder = TextEncoder::new();
     if let Err(err) = encoder.encode(&ops.registry.gather(), &mut buf) {
         tracing::error!(error = %err, "cannot encode metrics");
-        return (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], Vec::new());
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            Vec::new(),
+        );
     }
-    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf)
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        buf,
+    )
 }
 
 /// Registers a collector, tolerating a second registration of the same

@@ -52,7 +52,10 @@ impl Db {
         let writer = open_conn(path)?;
         writer.execute_batch(schema)?;
         let reader = open_conn(path)?;
-        Ok(Self { writer: Arc::new(Mutex::new(writer)), reader: Arc::new(Mutex::new(reader)) })
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+        })
     }
 
     /// Runs `f` with the writer connection on a blocking thread.

@@ -106,7 +106,10 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         // Tokens come from our own cluster; an expired token is expired.
         validation.leeway = 0;
-        let verifier = Self { keys: RwLock::new(HashMap::new()), validation };
+        let verifier = Self {
+            keys: RwLock::new(HashMap::new()),
+            validation,
+        };
         verifier.replace_keys(jwks)?;
         Ok(verifier)
     }

@@ -138,7 +138,11 @@ mod tests {
         let env = Envelope::new(
             EventKind::ReceiptRead,
             "socket-gateway",
-            ReceiptRead { room: RoomId::new(), user: UserId::new(), seq: 7 },
+            ReceiptRead {
+                room: RoomId::new(),
+                user: UserId::new(),
+                seq: 7,
+            },
         );
         let mut json: serde_json::Value = serde_json::from_slice(&env.to_bytes()).unwrap();
         assert_eq!(json["event"], "chat.receipt.read");

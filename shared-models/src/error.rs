@@ -111,7 +111,10 @@ pub struct ErrorBody {
 impl ErrorBody {
     /// An error with a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -121,7 +124,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_names() {
-        let all = [ErrorCode::BadRequest, ErrorCode::TokenExpired, ErrorCode::TooManyRooms];
+        let all = [
+            ErrorCode::BadRequest,
+            ErrorCode::TokenExpired,
+            ErrorCode::TooManyRooms,
+        ];
         for c in all {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }

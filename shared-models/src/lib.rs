@@ -14,7 +14,9 @@ pub mod envelope;
 pub mod error;
 pub mod ids;
 
-pub use chat::{MemberChanged, Message, ReceiptRead, Room, RoomKind, RoomMember, UserRef, UserRegistered};
+pub use chat::{
+    MemberChanged, Message, ReceiptRead, Room, RoomKind, RoomMember, UserRef, UserRegistered,
+};
 pub use envelope::{Envelope, EventData, EventKind};
 pub use error::{ErrorBody, ErrorCode};
 pub use ids::{ClientId, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, Username};

@@ -25,9 +25,19 @@ pub trait ClusterState: Send + Sync + 'static {
     async fn committed(&self, msg: &Message) -> Result<(), ClusterError>;
     /// Messages with `seq > after`, oldest first, if the buffer holds all of
     /// them (`None` means: read the store).
-    async fn buffered_after(&self, room: RoomId, after: u64, limit: usize) -> Result<Option<Vec<Message>>, ClusterError>;
+    async fn buffered_after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Message>>, ClusterError>;
     /// A recently committed message by its sender's idempotency key.
-    async fn recent(&self, room: RoomId, sender: UserId, client_id: ClientId) -> Result<Option<Message>, ClusterError>;
+    async fn recent(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<Option<Message>, ClusterError>;
     /// A socket of `user` connected; `true` if the user just came online.
     async fn connected(&self, user: UserId) -> Result<bool, ClusterError>;
     /// A socket of `user` disconnected; `true` if the user just went offline.
@@ -53,7 +63,10 @@ pub struct InProcessCluster {
 impl InProcessCluster {
     /// Keeps up to `buffer` recent messages per room.
     pub fn new(buffer: usize) -> Self {
-        Self { buffer, ..Default::default() }
+        Self {
+            buffer,
+            ..Default::default()
+        }
     }
 }
 
@@ -64,7 +77,12 @@ fn poisoned<T>(_: T) -> ClusterError {
 #[async_trait]
 impl ClusterState for InProcessCluster {
     async fn last_seq(&self, room: RoomId) -> Result<Option<u64>, ClusterError> {
-        Ok(self.rooms.lock().map_err(poisoned)?.get(&room).map(|r| r.last_seq))
+        Ok(self
+            .rooms
+            .lock()
+            .map_err(poisoned)?
+            .get(&room)
+            .map(|r| r.last_seq))
     }
 
     async fn committed(&self, msg: &Message) -> Result<(), ClusterError> {
@@ -82,25 +100,47 @@ impl ClusterState for InProcessCluster {
         Ok(())
     }
 
-    async fn buffered_after(&self, room: RoomId, after: u64, limit: usize) -> Result<Option<Vec<Message>>, ClusterError> {
+    async fn buffered_after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Option<Vec<Message>>, ClusterError> {
         let rooms = self.rooms.lock().map_err(poisoned)?;
-        let Some(log) = rooms.get(&room) else { return Ok(None) };
+        let Some(log) = rooms.get(&room) else {
+            return Ok(None);
+        };
         if after >= log.last_seq {
             return Ok(Some(Vec::new()));
         }
         match log.recent.front() {
-            Some(first) if first.seq <= after + 1 => {
-                Ok(Some(log.recent.iter().filter(|m| m.seq > after).take(limit).cloned().collect()))
-            }
+            Some(first) if first.seq <= after + 1 => Ok(Some(
+                log.recent
+                    .iter()
+                    .filter(|m| m.seq > after)
+                    .take(limit)
+                    .cloned()
+                    .collect(),
+            )),
             _ => Ok(None),
         }
     }
 
-    async fn recent(&self, room: RoomId, sender: UserId, client_id: ClientId) -> Result<Option<Message>, ClusterError> {
+    async fn recent(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<Option<Message>, ClusterError> {
         let rooms = self.rooms.lock().map_err(poisoned)?;
         Ok(rooms
             .get(&room)
-            .and_then(|log| log.recent.iter().rev().find(|m| m.sender == sender && m.client_id == client_id))
+            .and_then(|log| {
+                log.recent
+                    .iter()
+                    .rev()
+                    .find(|m| m.sender == sender && m.client_id == client_id)
+            })
             .cloned())
     }
 

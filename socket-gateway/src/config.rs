@@ -58,7 +58,8 @@ impl GatewayConfig {
             max_event_bytes: env.parse_or("PARLEY_MAX_EVENT_BYTES", d.max_event_bytes)?,
             max_frame_bytes: env.parse_or("PARLEY_MAX_FRAME_BYTES", d.max_frame_bytes)?,
             max_body_chars: env.parse_or("PARLEY_MAX_BODY_CHARS", d.max_body_chars)?,
-            max_rooms_per_socket: env.parse_or("PARLEY_MAX_ROOMS_PER_SOCKET", d.max_rooms_per_socket)?,
+            max_rooms_per_socket: env
+                .parse_or("PARLEY_MAX_ROOMS_PER_SOCKET", d.max_rooms_per_socket)?,
             msg_rate_per_sec: env.parse_or("PARLEY_MSG_RATE_PER_SEC", d.msg_rate_per_sec)?,
             msg_burst: env.parse_or("PARLEY_MSG_BURST", d.msg_burst)?,
             ..d

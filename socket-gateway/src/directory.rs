@@ -19,16 +19,34 @@ pub struct DirectoryError(pub String);
 #[async_trait]
 pub trait RoomDirectory: Send + Sync + 'static {
     /// `Some` if `user` is a member of `room`.
-    async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, DirectoryError>;
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, DirectoryError>;
     /// Users sharing a room with `user`.
     async fn contacts(&self, user: UserId) -> Result<Vec<UserId>, DirectoryError>;
     /// Messages with `seq < before`, newest first.
-    async fn history(&self, room: RoomId, before: Option<u64>, limit: u32) -> Result<Vec<Message>, DirectoryError>;
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Message>, DirectoryError>;
     /// Messages with `seq > after`, oldest first.
-    async fn after(&self, room: RoomId, after: u64, limit: u32) -> Result<Vec<Message>, DirectoryError>;
+    async fn after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, DirectoryError>;
     /// A stored message by its sender's idempotency key.
-    async fn by_client_id(&self, room: RoomId, sender: UserId, client_id: ClientId)
-    -> Result<Option<Message>, DirectoryError>;
+    async fn by_client_id(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<Option<Message>, DirectoryError>;
 }
 
 /// In-process reads of db-writer's store.
@@ -41,16 +59,30 @@ fn err(e: impl std::fmt::Display) -> DirectoryError {
 
 #[async_trait]
 impl RoomDirectory for EmbeddedDirectory {
-    async fn membership(&self, room: RoomId, user: UserId) -> Result<Option<Membership>, DirectoryError> {
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, DirectoryError> {
         self.0.membership(room, user).await.map_err(err)
     }
     async fn contacts(&self, user: UserId) -> Result<Vec<UserId>, DirectoryError> {
         self.0.contacts(user).await.map_err(err)
     }
-    async fn history(&self, room: RoomId, before: Option<u64>, limit: u32) -> Result<Vec<Message>, DirectoryError> {
+    async fn history(
+        &self,
+        room: RoomId,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<Message>, DirectoryError> {
         self.0.history(room, before, limit).await.map_err(err)
     }
-    async fn after(&self, room: RoomId, after: u64, limit: u32) -> Result<Vec<Message>, DirectoryError> {
+    async fn after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, DirectoryError> {
         self.0.after(room, after, limit).await.map_err(err)
     }
     async fn by_client_id(
@@ -59,6 +91,9 @@ impl RoomDirectory for EmbeddedDirectory {
         sender: UserId,
         client_id: ClientId,
     ) -> Result<Option<Message>, DirectoryError> {
-        self.0.by_client_id(room, sender, client_id).await.map_err(err)
+        self.0
+            .by_client_id(room, sender, client_id)
+            .await
+            .map_err(err)
     }
 }

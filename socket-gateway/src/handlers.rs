@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 use service_kit::bus;
-use shared_models::{ClientId, ErrorBody, ErrorCode, Message, MessageBody, MessageId, ReceiptRead, RoomId, Timestamp};
+use shared_models::{
+    ClientId, ErrorBody, ErrorCode, Message, MessageBody, MessageId, ReceiptRead, RoomId, Timestamp,
+};
 use socketioxide::extract::{AckSender, SocketRef};
 
 use crate::{Inner, Job, SocketCtx, Typing, room_key};
@@ -74,9 +76,13 @@ fn json_len(v: &Value) -> usize {
 
 fn parse<T: DeserializeOwned>(v: Value) -> Result<T, ErrorBody> {
     if !v.is_object() {
-        return Err(error(ErrorCode::BadRequest, "payload must be a JSON object"));
+        return Err(error(
+            ErrorCode::BadRequest,
+            "payload must be a JSON object",
+        ));
     }
-    serde_json::from_value(v).map_err(|e| error(ErrorCode::BadRequest, format!("invalid payload: {e}")))
+    serde_json::from_value(v)
+        .map_err(|e| error(ErrorCode::BadRequest, format!("invalid payload: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -134,12 +140,23 @@ const EVENTS: [&str; 8] = [
 impl Inner {
     /// Handles one queued event and sends its ack.
     pub(crate) async fn dispatch(self: &Arc<Self>, s: &SocketRef, ctx: &Arc<SocketCtx>, job: Job) {
-        let Job { event, data, ack, received } = job;
+        let Job {
+            event,
+            data,
+            ack,
+            received,
+        } = job;
         let res = if !EVENTS.contains(&event.as_str()) {
-            Err(error(ErrorCode::UnknownEvent, format!("unknown event {event:?}")))
+            Err(error(
+                ErrorCode::UnknownEvent,
+                format!("unknown event {event:?}"),
+            ))
         } else {
             match data {
-                None => Err(error(ErrorCode::BadRequest, "payload must be a JSON object")),
+                None => Err(error(
+                    ErrorCode::BadRequest,
+                    "payload must be a JSON object",
+                )),
                 Some(v) if json_len(&v) > self.config.max_event_bytes => Err(error(
                     ErrorCode::PayloadTooLarge,
                     format!("payload over {} bytes", self.config.max_event_bytes),
@@ -157,20 +174,39 @@ impl Inner {
             }
         };
         if let Err(e) = &res {
-            self.metrics.errors.with_label_values(&[e.code.as_str()]).inc();
+            self.metrics
+                .errors
+                .with_label_values(&[e.code.as_str()])
+                .inc();
         }
         if event == "message:send" {
-            self.metrics.ack_seconds.observe(received.elapsed().as_secs_f64());
+            self.metrics
+                .ack_seconds
+                .observe(received.elapsed().as_secs_f64());
         }
         reply(ack, res);
     }
 
-    async fn member(&self, room: RoomId, ctx: &SocketCtx) -> Result<db_writer::store::Membership, ErrorBody> {
-        self.directory.membership(room, ctx.user).await.map_err(internal)?.ok_or_else(not_found)
+    async fn member(
+        &self,
+        room: RoomId,
+        ctx: &SocketCtx,
+    ) -> Result<db_writer::store::Membership, ErrorBody> {
+        self.directory
+            .membership(room, ctx.user)
+            .await
+            .map_err(internal)?
+            .ok_or_else(not_found)
     }
 
     async fn last_seq(&self, room: RoomId, stored: u64) -> Result<u64, ErrorBody> {
-        Ok(self.cluster.last_seq(room).await.map_err(internal)?.unwrap_or(0).max(stored))
+        Ok(self
+            .cluster
+            .last_seq(room)
+            .await
+            .map_err(internal)?
+            .unwrap_or(0)
+            .max(stored))
     }
 
     async fn join(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
@@ -181,7 +217,10 @@ impl Inner {
             if !rooms.contains(&req.room) && rooms.len() >= self.config.max_rooms_per_socket {
                 return Err(error(
                     ErrorCode::TooManyRooms,
-                    format!("a socket can join at most {} rooms", self.config.max_rooms_per_socket),
+                    format!(
+                        "a socket can join at most {} rooms",
+                        self.config.max_rooms_per_socket
+                    ),
                 ));
             }
             rooms.insert(req.room);
@@ -221,22 +260,37 @@ impl Inner {
     async fn send(&self, ctx: &SocketCtx, v: Value) -> Reply {
         let req: SendReq = parse(v)?;
         let body = MessageBody::parse(req.body, self.config.max_body_chars).map_err(|e| {
-            error(ErrorCode::BodyTooLong, format!("{e} (1-{} characters)", self.config.max_body_chars))
+            error(
+                ErrorCode::BodyTooLong,
+                format!("{e} (1-{} characters)", self.config.max_body_chars),
+            )
         })?;
         self.member(req.room, ctx).await?;
 
         let lock = self.room_lock(req.room)?;
         let _guard = lock.lock().await;
         // A retry returns what the first attempt stored, and broadcasts nothing.
-        let existing = match self.cluster.recent(req.room, ctx.user, req.client_id).await.map_err(internal)? {
+        let existing = match self
+            .cluster
+            .recent(req.room, ctx.user, req.client_id)
+            .await
+            .map_err(internal)?
+        {
             Some(m) => Some(m),
-            None => self.directory.by_client_id(req.room, ctx.user, req.client_id).await.map_err(internal)?,
+            None => self
+                .directory
+                .by_client_id(req.room, ctx.user, req.client_id)
+                .await
+                .map_err(internal)?,
         };
         if let Some(message) = existing {
             return ok(json!({ "message": message }));
         }
         if !self.allow_message(ctx)? {
-            return Err(error(ErrorCode::RateLimited, "too many messages, slow down"));
+            return Err(error(
+                ErrorCode::RateLimited,
+                "too many messages, slow down",
+            ));
         }
         let last = match self.cluster.last_seq(req.room).await.map_err(internal)? {
             Some(seq) => seq,
@@ -254,13 +308,21 @@ impl Inner {
         };
         if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, message.clone()).await {
             tracing::warn!(error = %err, room = %req.room, "message not durable, refusing");
-            return Err(error(ErrorCode::Unavailable, "message could not be stored, retry with the same client_id"));
+            return Err(error(
+                ErrorCode::Unavailable,
+                "message could not be stored, retry with the same client_id",
+            ));
         }
         if let Err(err) = self.cluster.committed(&message).await {
             tracing::error!(error = %err, room = %req.room, "cannot record committed message");
         }
         self.metrics.messages.inc();
-        if let Err(err) = self.io.to(room_key(req.room)).emit("message:new", &message).await {
+        if let Err(err) = self
+            .io
+            .to(room_key(req.room))
+            .emit("message:new", &message)
+            .await
+        {
             tracing::warn!(error = %err, room = %req.room, "broadcast failed");
         }
         ok(json!({ "message": message }))
@@ -268,7 +330,11 @@ impl Inner {
 
     async fn typing(self: &Arc<Self>, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
         let req: TypingReq = parse(v)?;
-        let joined = ctx.rooms.lock().map(|r| r.contains(&req.room)).unwrap_or(false);
+        let joined = ctx
+            .rooms
+            .lock()
+            .map(|r| r.contains(&req.room))
+            .unwrap_or(false);
         if !joined {
             self.member(req.room, ctx).await?;
         }
@@ -279,7 +345,9 @@ impl Inner {
             let state = typing.entry(key).or_insert_with(Typing::default);
             if req.typing {
                 state.renewed = Some(now);
-                let recent = state.relayed.is_some_and(|t| now.duration_since(t) < self.config.typing_throttle);
+                let recent = state
+                    .relayed
+                    .is_some_and(|t| now.duration_since(t) < self.config.typing_throttle);
                 if state.active && recent {
                     return ok(json!({ "throttled": true }));
                 }
@@ -306,13 +374,23 @@ impl Inner {
         let m = self.member(req.room, ctx).await?;
         let last = self.last_seq(req.room, m.last_seq).await?;
         if req.seq > last {
-            return Err(error(ErrorCode::InvalidSeq, format!("seq {} is past the room's last seq {last}", req.seq)));
+            return Err(error(
+                ErrorCode::InvalidSeq,
+                format!("seq {} is past the room's last seq {last}", req.seq),
+            ));
         }
-        let read = ReceiptRead { room: req.room, user: ctx.user, seq: req.seq.max(m.read_seq) };
+        let read = ReceiptRead {
+            room: req.room,
+            user: ctx.user,
+            seq: req.seq.max(m.read_seq),
+        };
         if read.seq > m.read_seq {
             if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, read.clone()).await {
                 tracing::warn!(error = %err, "receipt not durable");
-                return Err(error(ErrorCode::Unavailable, "receipt could not be stored, retry"));
+                return Err(error(
+                    ErrorCode::Unavailable,
+                    "receipt could not be stored, retry",
+                ));
             }
             let _ = s.to(room_key(req.room)).emit("receipt", &read).await;
         }
@@ -323,7 +401,11 @@ impl Inner {
         let req: HistoryReq = parse(v)?;
         self.member(req.room, ctx).await?;
         let (before, limit) = db_writer::routes::page_bounds(req.before, req.limit);
-        let messages = self.directory.history(req.room, before, limit).await.map_err(internal)?;
+        let messages = self
+            .directory
+            .history(req.room, before, limit)
+            .await
+            .map_err(internal)?;
         ok(json!({ "messages": messages }))
     }
 
@@ -332,18 +414,32 @@ impl Inner {
         if req.rooms.len() > self.config.max_rooms_per_socket {
             return Err(error(
                 ErrorCode::BadRequest,
-                format!("at most {} rooms per sync", self.config.max_rooms_per_socket),
+                format!(
+                    "at most {} rooms per sync",
+                    self.config.max_rooms_per_socket
+                ),
             ));
         }
         let cap = self.config.sync_cap;
         let mut messages = Map::new();
         let mut has_more = Map::new();
         for (raw, after) in req.rooms {
-            let room: RoomId = raw.parse().map_err(|_| error(ErrorCode::BadRequest, "rooms keys must be room ids"))?;
+            let room: RoomId = raw
+                .parse()
+                .map_err(|_| error(ErrorCode::BadRequest, "rooms keys must be room ids"))?;
             self.member(room, ctx).await?;
-            let mut found = match self.cluster.buffered_after(room, after, cap as usize + 1).await.map_err(internal)? {
+            let mut found = match self
+                .cluster
+                .buffered_after(room, after, cap as usize + 1)
+                .await
+                .map_err(internal)?
+            {
                 Some(m) => m,
-                None => self.directory.after(room, after, cap + 1).await.map_err(internal)?,
+                None => self
+                    .directory
+                    .after(room, after, cap + 1)
+                    .await
+                    .map_err(internal)?,
             };
             let more = found.len() > cap as usize;
             found.truncate(cap as usize);
@@ -355,21 +451,32 @@ impl Inner {
 
     fn refresh(&self, ctx: &SocketCtx, v: Value) -> Reply {
         let req: RefreshReq = parse(v)?;
-        let claims = self.verifier.verify(&req.token).map_err(|e| error(e.code(), "access token refused"))?;
+        let claims = self
+            .verifier
+            .verify(&req.token)
+            .map_err(|e| error(e.code(), "access token refused"))?;
         if claims.sub != ctx.user {
             return Err(error(ErrorCode::Forbidden, "token is for another user"));
         }
-        ctx.exp.fetch_max(claims.exp, std::sync::atomic::Ordering::AcqRel);
+        ctx.exp
+            .fetch_max(claims.exp, std::sync::atomic::Ordering::AcqRel);
         ok(json!({ "expires_at": claims.exp }))
     }
 }
 
 /// Sends `typing: false` once a `typing: true` goes unrenewed for the TTL.
-async fn typing_expiry(inner: Arc<Inner>, s: SocketRef, key: (shared_models::UserId, RoomId), generation: u64) {
+async fn typing_expiry(
+    inner: Arc<Inner>,
+    s: SocketRef,
+    key: (shared_models::UserId, RoomId),
+    generation: u64,
+) {
     let ttl = inner.config.typing_ttl;
     loop {
         let renewed = {
-            let Ok(typing) = inner.typing.lock() else { return };
+            let Ok(typing) = inner.typing.lock() else {
+                return;
+            };
             match typing.get(&key) {
                 Some(st) if st.generation == generation => st.renewed,
                 _ => return,
@@ -381,7 +488,9 @@ async fn typing_expiry(inner: Arc<Inner>, s: SocketRef, key: (shared_models::Use
             continue;
         }
         {
-            let Ok(mut typing) = inner.typing.lock() else { return };
+            let Ok(mut typing) = inner.typing.lock() else {
+                return;
+            };
             match typing.get(&key) {
                 Some(st) if st.generation == generation => {
                     typing.remove(&key);

@@ -16,6 +16,7 @@ pub mod directory;
 mod handlers;
 pub mod limits;
 pub mod metrics;
+pub mod testing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -201,9 +202,15 @@ fn unix_now_ms() -> i64 {
 impl Inner {
     /// The handshake: a valid access token or a `connect_error` with its code.
     fn authenticate(&self, s: &SocketRef, auth: Option<Value>) -> Result<(), TokenError> {
-        let token = auth.as_ref().and_then(|a| a.get("token")).and_then(Value::as_str);
+        let token = auth
+            .as_ref()
+            .and_then(|a| a.get("token"))
+            .and_then(Value::as_str);
         let claims = self.verifier.verify_opt(token).inspect_err(|e| {
-            self.metrics.errors.with_label_values(&[e.code().as_str()]).inc();
+            self.metrics
+                .errors
+                .with_label_values(&[e.code().as_str()])
+                .inc();
         })?;
         s.extensions.insert(Arc::new(SocketCtx {
             user: claims.sub,
@@ -231,24 +238,35 @@ impl Inner {
         }
         {
             let ctx = ctx.clone();
-            s.on_fallback(move |Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
-                let ctx = ctx.clone();
-                async move {
-                    let job = Job { event, data: data.ok(), ack, received: Instant::now() };
-                    let sender = ctx.queue.lock().ok().and_then(|q| q.clone());
-                    match sender {
-                        Some(tx) => {
-                            if let Err(mpsc::error::TrySendError::Full(job)) = tx.try_send(job) {
-                                handlers::reply(
-                                    job.ack,
-                                    Err(handlers::error(shared_models::ErrorCode::RateLimited, "too many pending events")),
-                                );
+            s.on_fallback(
+                move |Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
+                    let ctx = ctx.clone();
+                    async move {
+                        let job = Job {
+                            event,
+                            data: data.ok(),
+                            ack,
+                            received: Instant::now(),
+                        };
+                        let sender = ctx.queue.lock().ok().and_then(|q| q.clone());
+                        match sender {
+                            Some(tx) => {
+                                if let Err(mpsc::error::TrySendError::Full(job)) = tx.try_send(job)
+                                {
+                                    handlers::reply(
+                                        job.ack,
+                                        Err(handlers::error(
+                                            shared_models::ErrorCode::RateLimited,
+                                            "too many pending events",
+                                        )),
+                                    );
+                                }
                             }
+                            None => tracing::debug!("event after disconnect dropped"),
                         }
-                        None => tracing::debug!("event after disconnect dropped"),
                     }
-                }
-            });
+                },
+            );
         }
         {
             let inner = self.clone();
@@ -318,7 +336,12 @@ impl Inner {
             return;
         }
         let rooms: Vec<String> = contacts.into_iter().map(user_key).collect();
-        if let Err(err) = self.io.to(rooms).emit("presence", &json!({ "user": user, "online": online })).await {
+        if let Err(err) = self
+            .io
+            .to(rooms)
+            .emit("presence", &json!({ "user": user, "online": online }))
+            .await
+        {
             tracing::warn!(error = %err, "presence broadcast failed");
         }
     }
@@ -360,7 +383,11 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
         let user_room = user_key(change.user);
         match kind {
             Some(EventKind::MemberAdded) => {
-                let _ = inner.io.to(user_room).emit("room:added", &change.room).await;
+                let _ = inner
+                    .io
+                    .to(user_room)
+                    .emit("room:added", &change.room)
+                    .await;
             }
             Some(EventKind::MemberRemoved) => {
                 let room = change.room.id;
@@ -372,7 +399,11 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
                     }
                     s.leave(room_key(room));
                 }
-                let _ = inner.io.to(user_room).emit("room:removed", &json!({ "room": room })).await;
+                let _ = inner
+                    .io
+                    .to(user_room)
+                    .emit("room:removed", &json!({ "room": room }))
+                    .await;
             }
             _ => {}
         }

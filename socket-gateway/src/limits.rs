@@ -12,7 +12,10 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn full(burst: f64, now: Instant) -> Self {
-        Self { tokens: burst, last: now }
+        Self {
+            tokens: burst,
+            last: now,
+        }
     }
 
     /// Takes one token if there is one.

@@ -22,24 +22,34 @@ impl Metrics {
         Self {
             connected: register(
                 registry,
-                IntGauge::new("parley_gateway_connected_sockets", "Sockets connected now").expect("valid metric"),
+                IntGauge::new("parley_gateway_connected_sockets", "Sockets connected now")
+                    .expect("valid metric"),
             ),
             messages: register(
                 registry,
-                IntCounter::new("parley_gateway_messages_total", "Messages accepted").expect("valid metric"),
+                IntCounter::new("parley_gateway_messages_total", "Messages accepted")
+                    .expect("valid metric"),
             ),
             ack_seconds: register(
                 registry,
                 Histogram::with_opts(
-                    HistogramOpts::new("parley_gateway_ack_seconds", "Time from message:send to its ack")
-                        .buckets(prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets")),
+                    HistogramOpts::new(
+                        "parley_gateway_ack_seconds",
+                        "Time from message:send to its ack",
+                    )
+                    .buckets(
+                        prometheus::exponential_buckets(0.0005, 2.0, 14).expect("valid buckets"),
+                    ),
                 )
                 .expect("valid metric"),
             ),
             errors: register(
                 registry,
-                IntCounterVec::new(Opts::new("parley_gateway_errors_total", "Errors by code"), &["code"])
-                    .expect("valid metric"),
+                IntCounterVec::new(
+                    Opts::new("parley_gateway_errors_total", "Errors by code"),
+                    &["code"],
+                )
+                .expect("valid metric"),
             ),
         }
     }

@@ -45,7 +45,11 @@ impl Settings {
         let data_dir: PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
         let addr = env.string_or("PARLEY_ADDR", "127.0.0.1:8080");
         if addr.parse::<SocketAddr>().is_err() {
-            return Err(ConfigError::new("PARLEY_ADDR", &addr, "expected host:port, e.g. 127.0.0.1:8080"));
+            return Err(ConfigError::new(
+                "PARLEY_ADDR",
+                &addr,
+                "expected host:port, e.g. 127.0.0.1:8080",
+            ));
         }
         Ok(Self {
             addr,
@@ -79,8 +83,12 @@ pub struct Application {
 impl Application {
     /// Opens the stores, starts the consumers and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        std::fs::create_dir_all(&settings.data_dir)
-            .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let registry = prometheus::Registry::new();
         let bus = Arc::new(InProcessBus::default());
         let dyn_bus: Arc<dyn EventBus> = bus.clone();
@@ -90,10 +98,16 @@ impl Application {
         let auth = auth::AuthApp::build(auth_cfg, dyn_bus.clone(), &registry).await?;
         let verifier = auth.verifier();
         let jwks_path = settings.data_dir.join("jwks.json");
-        std::fs::write(&jwks_path, serde_json::to_vec_pretty(&auth.service().keys().jwks())?)
-            .with_context(|| format!("cannot write {}", jwks_path.display()))?;
+        std::fs::write(
+            &jwks_path,
+            serde_json::to_vec_pretty(&auth.service().keys().jwks())?,
+        )
+        .with_context(|| format!("cannot write {}", jwks_path.display()))?;
         let db_writer = db_writer::DbWriterApp::build(
-            db_writer::DbWriterConfig { data_dir: settings.data_dir.clone(), batch: Default::default() },
+            db_writer::DbWriterConfig {
+                data_dir: settings.data_dir.clone(),
+                batch: Default::default(),
+            },
             dyn_bus.clone(),
             verifier.clone(),
             &registry,
@@ -115,7 +129,10 @@ impl Application {
             .check(auth.ready_check())
             .check(db_writer.ready_check())
             .check(Arc::new(BusCheck(dyn_bus)));
-        let api = auth.router().merge(db_writer.router()).layer(DefaultBodyLimit::max(MAX_HTTP_BODY));
+        let api = auth
+            .router()
+            .merge(db_writer.router())
+            .layer(DefaultBodyLimit::max(MAX_HTTP_BODY));
         let router = api
             .merge(web::router())
             .merge(ops.router())
@@ -125,7 +142,14 @@ impl Application {
         let listener = TcpListener::bind(&settings.addr)
             .await
             .with_context(|| format!("cannot listen on {}", settings.addr))?;
-        Ok(Self { listener, router, bus, db_writer, gateway, auth })
+        Ok(Self {
+            listener,
+            router,
+            bus,
+            db_writer,
+            gateway,
+            auth,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -141,8 +165,18 @@ impl Application {
     /// Serves until `shutdown` resolves, then drains: sockets are
     /// disconnected, HTTP stops, the bus closes and db-writer finishes
     /// every event it was handed.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, bus, db_writer, gateway, auth: _ } = self;
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            bus,
+            db_writer,
+            gateway,
+            auth: _,
+        } = self;
         let gateway = Arc::new(gateway);
         let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let closer = {

@@ -15,7 +15,10 @@ async fn main() -> anyhow::Result<()> {
     // The one line a person (and the end-to-end tests) read on stdout.
     #[allow(clippy::print_stdout)]
     {
-        println!("Parley is listening on http://{addr}/ (open it in a browser; data in {})", data_dir.display());
+        println!(
+            "Parley is listening on http://{addr}/ (open it in a browser; data in {})",
+            data_dir.display()
+        );
     }
     app.run_until_stopped(service_kit::shutdown::signal()).await
 }

@@ -19,9 +19,18 @@ fn asset(content_type: &'static str, body: &'static [u8]) -> impl IntoResponse +
 
 /// `/`, `/app.js`, `/style.css`, `/vendor/socket.io.min.js`.
 pub fn router() -> Router {
-    let html = asset("text/html; charset=utf-8", include_bytes!("../web/index.html"));
-    let js = asset("text/javascript; charset=utf-8", include_bytes!("../web/app.js"));
-    let css = asset("text/css; charset=utf-8", include_bytes!("../web/style.css"));
+    let html = asset(
+        "text/html; charset=utf-8",
+        include_bytes!("../web/index.html"),
+    );
+    let js = asset(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../web/app.js"),
+    );
+    let css = asset(
+        "text/css; charset=utf-8",
+        include_bytes!("../web/style.css"),
+    );
     let sio = asset(
         "text/javascript; charset=utf-8",
         include_bytes!("../web/vendor/socket.io.min.js"),
@@ -30,5 +39,8 @@ pub fn router() -> Router {
         .route("/", get(move || std::future::ready(html.clone())))
         .route("/app.js", get(move || std::future::ready(js.clone())))
         .route("/style.css", get(move || std::future::ready(css.clone())))
-        .route("/vendor/socket.io.min.js", get(move || std::future::ready(sio.clone())))
+        .route(
+            "/vendor/socket.io.min.js",
+            get(move || std::future::ready(sio.clone())),
+        )
 }

@@ -1,0 +1,77 @@
+//! service-kit integration tests: the bus conformance suite on the
+//! embedded bus, and the operations endpoints.
+
+// Tests and their helpers fail by panicking.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use service_kit::bus::{EventBus, InProcessBus};
+use service_kit::ops::{Ops, ReadyCheck};
+use tower::ServiceExt;
+
+#[tokio::test]
+async fn in_process_bus_conforms() {
+    service_kit::bus_conformance::run(|| async {
+        Arc::new(InProcessBus::default()) as Arc<dyn EventBus>
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn in_process_bus_fails_publish_without_a_consumer() {
+    let bus = InProcessBus::default();
+    let sub = bus
+        .subscribe("q", &["a.#"], service_kit::bus::Durability::Durable)
+        .await
+        .unwrap();
+    drop(sub);
+    assert!(
+        bus.publish("a.b", b"{}".to_vec()).await.is_err(),
+        "a durable queue without consumer must not swallow"
+    );
+}
+
+struct Down;
+
+#[async_trait::async_trait]
+impl ReadyCheck for Down {
+    fn name(&self) -> &str {
+        "thing"
+    }
+    async fn check(&self) -> Result<(), String> {
+        Err("unreachable".into())
+    }
+}
+
+#[tokio::test]
+async fn ops_endpoints_report_health_readiness_and_metrics() {
+    let registry = prometheus::Registry::new();
+    let counter = prometheus::IntCounter::new("parley_test_total", "test").unwrap();
+    service_kit::ops::register(&registry, counter.clone()).inc();
+    let ok = Ops::new(registry.clone()).router();
+    let down = Ops::new(registry).check(Arc::new(Down)).router();
+    let get = |r: axum::Router, path: &'static str| async move {
+        let res = r
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        (
+            status,
+            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+                .unwrap(),
+        )
+    };
+    assert_eq!(get(ok.clone(), "/healthz").await.0, StatusCode::OK);
+    assert_eq!(get(ok.clone(), "/readyz").await.0, StatusCode::OK);
+    let (st, body) = get(down, "/readyz").await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.contains("thing: unreachable"));
+    let (st, body) = get(ok, "/metrics").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("parley_test_total 1"));
+}

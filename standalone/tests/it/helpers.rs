@@ -1,0 +1,138 @@
+//! `spawn_app()` and a tiny HTTP client.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use standalone::{Application, Settings};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the standalone server on `data_dir`.
+pub async fn spawn_app(data_dir: &Path) -> TestApp {
+    let app = Application::build(Settings::for_tests(data_dir.into()))
+        .await
+        .unwrap();
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        addr,
+        stop: Some(stop),
+        task,
+    }
+}
+
+impl TestApp {
+    /// Graceful shutdown, as on SIGTERM; waits until it completed.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(std::time::Duration::from_secs(10), &mut self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: hyper::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Response {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let payload = match body {
+        Some(b) => {
+            req = req.header("content-type", "application/json");
+            Bytes::from(b.to_string())
+        }
+        None => Bytes::new(),
+    };
+    let res = client
+        .request(req.body(Full::new(payload)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+pub struct User {
+    pub id: String,
+    pub token: String,
+}
+
+pub async fn register(addr: SocketAddr, name: &str) -> User {
+    let res = http(
+        addr,
+        "POST",
+        "/api/auth/register",
+        None,
+        Some(json!({ "username": name, "password": "pass phrase 123" })),
+    )
+    .await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    let v = res.json();
+    User {
+        id: v["user"]["id"].as_str().unwrap().into(),
+        token: v["access_token"].as_str().unwrap().into(),
+    }
+}
+
+pub async fn login(addr: SocketAddr, name: &str) -> User {
+    let res = http(
+        addr,
+        "POST",
+        "/api/auth/login",
+        None,
+        Some(json!({ "username": name, "password": "pass phrase 123" })),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let v = res.json();
+    User {
+        id: v["user"]["id"].as_str().unwrap().into(),
+        token: v["access_token"].as_str().unwrap().into(),
+    }
+}
+
+pub fn send(room: &str, body: &str) -> Value {
+    json!({ "room": room, "client_id": uuid::Uuid::new_v4(), "body": body })
+}

@@ -1,0 +1,116 @@
+//! What a fresh server serves.
+
+use serde_json::json;
+use socket_gateway::testing::{TestClient, WAIT};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn serves_the_web_client_and_operations_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(dir.path()).await;
+    let page = http(app.addr, "GET", "/", None, None).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(String::from_utf8_lossy(&page.body).contains("/vendor/socket.io.min.js"));
+    for path in ["/app.js", "/style.css", "/vendor/socket.io.min.js"] {
+        let res = http(app.addr, "GET", path, None, None).await;
+        assert_eq!(res.status, 200, "{path}");
+        assert!(!res.body.is_empty());
+    }
+    assert_eq!(
+        http(app.addr, "GET", "/healthz", None, None).await.status,
+        200
+    );
+    let ready = http(app.addr, "GET", "/readyz", None, None).await;
+    assert_eq!(
+        ready.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&ready.body)
+    );
+    let metrics =
+        String::from_utf8(http(app.addr, "GET", "/metrics", None, None).await.body).unwrap();
+    for name in [
+        "parley_gateway_connected_sockets",
+        "parley_gateway_messages_total",
+        "parley_gateway_ack_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics");
+    }
+    // The JWKS is public, and also written for separately run services.
+    assert_eq!(
+        http(app.addr, "GET", "/api/auth/jwks.json", None, None)
+            .await
+            .status,
+        200
+    );
+    assert!(dir.path().join("jwks.json").exists());
+    // Oversized HTTP bodies are refused.
+    let big = json!({ "username": "x".repeat(100_000), "password": "y" });
+    let res = http(app.addr, "POST", "/api/auth/register", None, Some(big)).await;
+    assert_eq!(
+        (res.status, res.json()["error"]["code"].as_str()),
+        (413, Some("payload_too_large"))
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_users_chat_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(dir.path()).await;
+    let (a, b) = (
+        register(app.addr, "alice").await,
+        register(app.addr, "bob").await,
+    );
+    let res = http(
+        app.addr,
+        "POST",
+        "/api/rooms",
+        Some(&a.token),
+        Some(json!({ "name": "general", "members": [b.id] })),
+    )
+    .await;
+    assert_eq!(res.status, 201);
+    let room = res.json()["id"].as_str().unwrap().to_owned();
+    let ca = TestClient::connect(app.addr, json!({ "token": a.token }))
+        .await
+        .unwrap();
+    let cb = TestClient::connect(app.addr, json!({ "token": b.token }))
+        .await
+        .unwrap();
+    assert_eq!(
+        ca.emit_ack("room:join", json!({ "room": room })).await["ok"],
+        true
+    );
+    assert_eq!(
+        cb.emit_ack("room:join", json!({ "room": room })).await["ok"],
+        true
+    );
+    let ack = ca.emit_ack("message:send", send(&room, "hi bob")).await;
+    assert_eq!(ack["ok"], true);
+    assert_eq!(
+        cb.next_event("message:new", WAIT).await.unwrap(),
+        ack["message"]
+    );
+    let res = http(
+        app.addr,
+        "GET",
+        &format!("/api/rooms/{room}/messages"),
+        Some(&b.token),
+        None,
+    )
+    .await;
+    assert_eq!(res.json()["messages"][0]["body"], "hi bob");
+    let rooms = http(app.addr, "GET", "/api/rooms", Some(&b.token), None)
+        .await
+        .json();
+    assert_eq!(rooms["rooms"][0]["unread"], 1);
+    app.shutdown().await;
+}
