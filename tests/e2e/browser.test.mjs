@@ -209,6 +209,7 @@ test('a person chats in the browser with a socket.io-client user', { timeout: 60
   // ... and opening the room loads its history (all four, in order) and clears the badge.
   await page.locator(`#room-list [data-room-id="${roomId}"] button`).click();
   await page.locator('#messages .message', { hasText: later }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll('#messages .message').length >= 4, null, { timeout: WAIT });
   const bodies = await page.locator('#messages .message .body').allTextContents();
   assert.deepEqual(bodies, [hello, xss, reply, later]);
   await page.locator(`#room-list [data-room-id="${roomId}"] .badge`).waitFor({ state: 'detached' });
