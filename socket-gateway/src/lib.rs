@@ -71,6 +71,14 @@ pub(crate) struct SocketCtx {
     pub rooms: Mutex<HashSet<RoomId>>,
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     closed: Notify,
+    presence: tokio::sync::Mutex<PresenceState>,
+}
+
+/// Whether a socket was counted in presence, and whether it is gone.
+#[derive(Default)]
+pub(crate) struct PresenceState {
+    counted: bool,
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -200,8 +208,14 @@ fn unix_now_ms() -> i64 {
 }
 
 impl Inner {
-    /// The handshake: a valid access token or a `connect_error` with its code.
-    fn authenticate(&self, s: &SocketRef, auth: Option<Value>) -> Result<(), TokenError> {
+    /// The handshake: a valid access token or a `connect_error` with its
+    /// code. On success the socket's handlers are registered here, before
+    /// the client learns it is connected, so no early event is dropped.
+    fn authenticate(
+        self: &Arc<Self>,
+        s: &SocketRef,
+        auth: Option<Value>,
+    ) -> Result<(), TokenError> {
         let token = auth
             .as_ref()
             .and_then(|a| a.get("token"))
@@ -212,30 +226,22 @@ impl Inner {
                 .with_label_values(&[e.code().as_str()])
                 .inc();
         })?;
-        s.extensions.insert(Arc::new(SocketCtx {
+        // Every event goes through one queue per socket: in-order handling.
+        let (tx, mut rx) = mpsc::channel::<Job>(self.config.socket_queue);
+        let ctx = Arc::new(SocketCtx {
             user: claims.sub,
             username: claims.name,
             exp: AtomicI64::new(claims.exp),
             rooms: Mutex::new(HashSet::new()),
-            queue: Mutex::new(None),
+            queue: Mutex::new(Some(tx)),
             closed: Notify::new(),
-        }));
-        Ok(())
-    }
-
-    async fn on_connect(self: Arc<Self>, s: SocketRef) {
-        let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>() else {
-            // The middleware always inserts it; without it, refuse service.
-            let _ = s.disconnect();
-            return;
-        };
+            presence: tokio::sync::Mutex::new(PresenceState::default()),
+        });
+        s.extensions.insert(ctx.clone());
+        // Joined before the client hears it is connected, so no presence
+        // change or room notice addressed to the user can slip past.
+        s.join(user_key(ctx.user));
         self.metrics.connected.inc();
-
-        // Every event goes through one queue per socket: in-order handling.
-        let (tx, mut rx) = mpsc::channel::<Job>(self.config.socket_queue);
-        if let Ok(mut q) = ctx.queue.lock() {
-            *q = Some(tx);
-        }
         {
             let ctx = ctx.clone();
             s.on_fallback(
@@ -280,20 +286,34 @@ impl Inner {
         }
         {
             let inner = self.clone();
-            let ctx = ctx.clone();
             s.on_disconnect(move |s: SocketRef| {
                 let inner = inner.clone();
                 let ctx = ctx.clone();
                 async move { inner.on_disconnect(s, ctx).await }
             });
         }
+        Ok(())
+    }
 
-        s.join(user_key(ctx.user));
+    async fn on_connect(self: Arc<Self>, s: SocketRef) {
+        let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>() else {
+            // The middleware always inserts it; without it, refuse service.
+            let _ = s.disconnect();
+            return;
+        };
         tokio::spawn(expiry_watch(s.clone(), ctx.clone()));
-        match self.cluster.connected(ctx.user).await {
-            Ok(true) => self.announce_presence(ctx.user, true).await,
-            Ok(false) => {}
-            Err(err) => tracing::error!(error = %err, "presence update failed"),
+        {
+            // Serialised with `on_disconnect`: a socket that is already gone
+            // must not be counted online.
+            let mut presence = ctx.presence.lock().await;
+            if !presence.closed {
+                presence.counted = true;
+                match self.cluster.connected(ctx.user).await {
+                    Ok(true) => self.announce_presence(ctx.user, true).await,
+                    Ok(false) => {}
+                    Err(err) => tracing::error!(error = %err, "presence update failed"),
+                }
+            }
         }
         // Tell the new socket who among its contacts is online now.
         match self.directory.contacts(ctx.user).await {
@@ -316,10 +336,14 @@ impl Inner {
         }
         ctx.closed.notify_one();
         self.metrics.connected.dec();
-        match self.cluster.disconnected(ctx.user).await {
-            Ok(true) => self.announce_presence(ctx.user, false).await,
-            Ok(false) => {}
-            Err(err) => tracing::error!(error = %err, "presence update failed"),
+        let mut presence = ctx.presence.lock().await;
+        presence.closed = true;
+        if presence.counted {
+            match self.cluster.disconnected(ctx.user).await {
+                Ok(true) => self.announce_presence(ctx.user, false).await,
+                Ok(false) => {}
+                Err(err) => tracing::error!(error = %err, "presence update failed"),
+            }
         }
     }
 
