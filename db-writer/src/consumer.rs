@@ -134,6 +134,7 @@ pub async fn run(
                     .observe(started.elapsed().as_secs_f64());
                 metrics.messages_written.inc_by(outcome.inserted as u64);
                 metrics.duplicates.inc_by(outcome.duplicates as u64);
+                metrics.conflicts.inc_by(outcome.conflicts as u64);
                 for d in good {
                     d.settle(Settle::Ack).await;
                 }

@@ -10,6 +10,8 @@ pub struct Metrics {
     pub messages_written: IntCounter,
     /// Redelivered messages that were already stored.
     pub duplicates: IntCounter,
+    /// Messages refused because another message holds their seq.
+    pub conflicts: IntCounter,
     /// Events sent to the dead-letter queue.
     pub dead_lettered: IntCounter,
     /// Failed batch writes (requeued).
@@ -36,6 +38,10 @@ impl Metrics {
             duplicates: c(
                 "parley_db_duplicate_messages_total",
                 "Redelivered messages already stored",
+            ),
+            conflicts: c(
+                "parley_db_sequence_conflicts_total",
+                "Messages refused: their seq was taken",
             ),
             dead_lettered: c(
                 "parley_db_dead_lettered_total",

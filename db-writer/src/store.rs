@@ -38,6 +38,8 @@ pub struct BatchOutcome {
     pub inserted: usize,
     /// Messages that were already stored (redeliveries).
     pub duplicates: usize,
+    /// Messages refused because another message holds their seq or client id.
+    pub conflicts: usize,
 }
 
 /// Rooms, members, messages and receipts.
@@ -221,6 +223,17 @@ fn load_room(c: &Connection, id: RoomId) -> rusqlite::Result<Option<Room>> {
     }))
 }
 
+fn same_message_stored(c: &Connection, m: &Message) -> rusqlite::Result<bool> {
+    let id: Option<String> = c
+        .query_row(
+            "SELECT id FROM messages WHERE room = ?1 AND seq = ?2",
+            params![m.room.to_string(), to_i64(m.seq)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(id.as_deref() == Some(m.id.to_string().as_str()))
+}
+
 fn must_room(c: &Connection, id: RoomId) -> rusqlite::Result<Room> {
     load_room(c, id)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
 }
@@ -266,8 +279,13 @@ impl ChatStore for SqliteChatStore {
                         if n == 1 {
                             out.inserted += 1;
                             bump.execute(params![m.room.to_string(), to_i64(m.seq)])?;
-                        } else {
+                        } else if same_message_stored(&tx, m)? {
                             out.duplicates += 1;
+                        } else {
+                            // Two different messages claimed one seq (or one client_id):
+                            // a broken sequencing invariant, never silently dropped.
+                            out.conflicts += 1;
+                            tracing::error!(room = %m.room, seq = m.seq, id = %m.id, "sequence conflict: message not stored");
                         }
                     }
                     let mut read = tx.prepare_cached(

@@ -179,6 +179,7 @@ pub struct InProcessBus {
     closed: std::sync::atomic::AtomicBool,
     dead_letters: Mutex<Vec<(String, Arc<[u8]>)>>,
     capacity: usize,
+    redelivery_limit: Duration,
 }
 
 impl std::fmt::Debug for InProcessBus {
@@ -211,7 +212,14 @@ impl InProcessBus {
             closed: std::sync::atomic::AtomicBool::new(false),
             dead_letters: Mutex::new(Vec::new()),
             capacity,
+            redelivery_limit: Duration::from_secs(10),
         }
+    }
+
+    /// How long a requeued event is redelivered before its publish fails.
+    pub fn with_redelivery_limit(mut self, limit: Duration) -> Self {
+        self.redelivery_limit = limit;
+        self
     }
 
     /// Events consumers dead-lettered (routing key, payload), oldest first.
@@ -235,8 +243,11 @@ impl InProcessBus {
     }
 
     async fn deliver(&self, q: &Queue, key: &str, payload: Arc<[u8]>) -> Result<(), BusError> {
-        // Requeues are retried with a growing pause, like a broker redelivery.
+        // Requeues are retried with a growing pause, like a broker redelivery,
+        // for a bounded time: then the publisher hears the event is not durable
+        // (nothing was committed) and its client may retry later.
         let mut pause = Duration::from_millis(10);
+        let give_up = tokio::time::Instant::now() + self.redelivery_limit;
         loop {
             let (tx, rx) = oneshot::channel();
             let delivery =
@@ -256,6 +267,12 @@ impl InProcessBus {
                     return Err(BusError::Rejected(q.name.clone()));
                 }
                 Ok(Settle::Requeue) => {
+                    if tokio::time::Instant::now() + pause > give_up {
+                        return Err(BusError::Unavailable(format!(
+                            "queue {} cannot commit events",
+                            q.name
+                        )));
+                    }
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(1));
                 }

@@ -256,6 +256,9 @@
       adoptSession(stored, { store: false });
       return;
     }
+    // Several triggers (timer retry, connect_error, a 401) can fire one after
+    // another: a token minted seconds ago is as good as a new one.
+    if (current.lifetime && current.expires_at - Date.now() > current.lifetime - 5000) return;
     let body;
     try {
       body = await request('POST', '/api/auth/refresh', { refresh_token: current.refresh_token }, { auth: false });

@@ -7,7 +7,7 @@ import WebSocket from 'ws';
 import { api } from './lib/server.mjs';
 import {
   TRANSPORTS, TS_RE, ack, assertAckError, assertContiguous, assertHttpError, assertKeys, assertServerHealthy, claimsFor,
-  connectError, createRoom, decodeJwt, forgeJwt, joinOk, logged, login, myRoomEntry, newUser,
+  connectError, createRoom, postRaw, decodeJwt, forgeJwt, joinOk, logged, login, myRoomEntry, newUser,
   randomUUID, send, sendOk, sleep, waitFor, waitForLogged, waitUntil, withServer,
 } from './lib/client.mjs';
 
@@ -368,7 +368,7 @@ describe('bad HTTP requests', () => {
 
       // Over-large request body.
       const huge = JSON.stringify({ username: 'x', password: 'y'.repeat(5 * 1024 * 1024) });
-      assertHttpError(await api(ctx.url, 'POST', '/api/auth/login', { body: huge }), 413, 'payload_too_large', '5 MiB login body');
+      assertHttpError(await postRaw(ctx.url, '/api/auth/login', huge), 413, 'payload_too_large', '5 MiB login body');
 
       const h = await fetch(`${ctx.url}/healthz`);
       assert.equal(h.status, 200);

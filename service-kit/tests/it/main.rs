@@ -75,3 +75,30 @@ async fn ops_endpoints_report_health_readiness_and_metrics() {
     assert_eq!(st, StatusCode::OK);
     assert!(body.contains("parley_test_total 1"));
 }
+
+#[tokio::test]
+async fn in_process_publish_fails_when_the_consumer_never_commits() {
+    let bus = InProcessBus::default().with_redelivery_limit(std::time::Duration::from_millis(200));
+    let mut sub = bus
+        .subscribe("q", &["a.#"], service_kit::bus::Durability::Durable)
+        .await
+        .unwrap();
+    let consumer = tokio::spawn(async move {
+        let mut attempts = 0;
+        while let Some(d) = sub.next().await {
+            attempts += 1;
+            d.settle(service_kit::bus::Settle::Requeue).await;
+        }
+        attempts
+    });
+    let res = bus.publish("a.b", b"{}".to_vec()).await;
+    assert!(
+        matches!(res, Err(service_kit::bus::BusError::Unavailable(_))),
+        "{res:?}"
+    );
+    bus.close().await;
+    assert!(
+        consumer.await.unwrap() > 1,
+        "the event was redelivered before giving up"
+    );
+}

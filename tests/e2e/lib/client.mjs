@@ -5,6 +5,7 @@
 // `expectNoEvent`, which checks the *absence* of an event over a short window.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
+import net from 'node:net';
 import { io } from 'socket.io-client';
 import { api, register, startServer } from './server.mjs';
 
@@ -155,7 +156,9 @@ export async function waitUntil(cond, timeoutMs = 5000, what = 'condition') {
 
 /** Emits with an acknowledgement, bounded by ACK_TIMEOUT. */
 export function ack(socket, event, ...args) {
-  return socket.timeout(ACK_TIMEOUT).emitWithAck(event, ...args);
+  return socket.timeout(ACK_TIMEOUT).emitWithAck(event, ...args).catch((err) => {
+    throw new Error(`no ack for '${event}' within ${ACK_TIMEOUT} ms (${err.message}); socket ${socket.connected ? 'connected' : 'disconnected'}`);
+  });
 }
 
 export function send(socket, room, body, clientId = randomUUID()) {
@@ -220,6 +223,49 @@ export async function stopServer(srv) {
   const res = await Promise.race([stopped, sleep(10_000).then(() => null)]);
   if (res === null) return srv.kill();
   return res;
+}
+
+/**
+ * POSTs a raw body over a plain TCP socket and parses whatever HTTP response
+ * arrives, even if the server answers (e.g. 413) and closes the connection
+ * before reading the whole upload; fetch() and node:http report that case as
+ * a network error (EPIPE / ECONNRESET) and lose the response.
+ */
+export function postRaw(url, pathname, body, contentType = 'application/json') {
+  const { hostname, port } = new URL(url);
+  const payload = Buffer.from(body);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), hostname);
+    const chunks = [];
+    let settled = false;
+    const finish = (err) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      sock.destroy();
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const m = raw.match(/^HTTP\/1\.[01] (\d{3})[^\r\n]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/);
+      if (!m) return reject(new Error(`no HTTP response (${err?.message ?? 'closed'}): ${JSON.stringify(raw.slice(0, 200))}`));
+      const headers = new Map(m[2].split('\r\n').map((l) => [l.slice(0, l.indexOf(':')).trim().toLowerCase(), l.slice(l.indexOf(':') + 1).trim()]));
+      let parsed = null;
+      try { parsed = m[3] ? JSON.parse(m[3]) : null; } catch { parsed = m[3]; }
+      resolve({ status: Number(m[1]), body: parsed, headers });
+    };
+    const timer = setTimeout(() => finish(new Error('timeout')), 10_000);
+    sock.on('data', (d) => {
+      chunks.push(d);
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const head = raw.indexOf('\r\n\r\n');
+      const len = raw.match(/\r\ncontent-length: *(\d+)/i);
+      if (head >= 0 && len && Buffer.byteLength(raw.slice(head + 4)) >= Number(len[1])) finish();
+    });
+    sock.on('error', (err) => finish(err));
+    sock.on('close', () => finish());
+    sock.on('connect', () => {
+      sock.write(`POST ${pathname} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: ${contentType}\r\ncontent-length: ${payload.length}\r\nconnection: close\r\n\r\n`);
+      sock.write(payload, () => {});
+    });
+  });
 }
 
 /** Registers a user; returns the session (+ password). */
