@@ -66,10 +66,24 @@ pub trait ChatStore: Send + Sync + 'static {
     /// A room by id.
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
     /// Adds a member (no-op if present); the room after.
-    async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
-    /// Removes a member; the room after.
-    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
-    /// A user's rooms with positions and unread counts.
+    async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
+        self.change_member(
+            "INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)",
+            room,
+            user,
+        )
+        .await
+    }
+
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
+        self.change_member(
+            "DELETE FROM members WHERE room = ?1 AND user_id = ?2",
+            room,
+            user,
+        )
+        .await
+    }
+
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError>;
     /// `Some` if `user` is a member of `room`.
     async fn membership(

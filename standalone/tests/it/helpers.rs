@@ -136,3 +136,10 @@ pub async fn login(addr: SocketAddr, name: &str) -> User {
 pub fn send(room: &str, body: &str) -> Value {
     json!({ "room": room, "client_id": uuid::Uuid::new_v4(), "body": body })
 }
+
+/// Creates a group room as `user`; returns its id.
+pub async fn create_room(addr: SocketAddr, user: &User, body: Value) -> String {
+    let res = http(addr, "POST", "/api/rooms", Some(&user.token), Some(body)).await;
+    assert_eq!(res.status, 201, "{}", String::from_utf8_lossy(&res.body));
+    res.json()["id"].as_str().unwrap().to_owned()
+}

@@ -14,18 +14,7 @@ async fn graceful_restart_keeps_users_rooms_messages_and_seq() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(dir.path()).await;
     let a = register(app.addr, "carol").await;
-    let room = http(
-        app.addr,
-        "POST",
-        "/api/rooms",
-        Some(&a.token),
-        Some(json!({ "name": "r" })),
-    )
-    .await
-    .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = create_room(app.addr, &a, json!({ "name": "r" })).await;
     let c = TestClient::connect(app.addr, json!({ "token": a.token }))
         .await
         .unwrap();
@@ -97,18 +86,7 @@ async fn acked_messages_survive_sigkill() {
     };
     let (mut child, addr) = start();
     let a = register(addr, "dave").await;
-    let room = http(
-        addr,
-        "POST",
-        "/api/rooms",
-        Some(&a.token),
-        Some(json!({ "name": "r" })),
-    )
-    .await
-    .json()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let room = create_room(addr, &a, json!({ "name": "r" })).await;
     let c = TestClient::connect(addr, json!({ "token": a.token }))
         .await
         .unwrap();

@@ -69,16 +69,12 @@ async fn two_users_chat_end_to_end() {
         register(app.addr, "alice").await,
         register(app.addr, "bob").await,
     );
-    let res = http(
+    let room = create_room(
         app.addr,
-        "POST",
-        "/api/rooms",
-        Some(&a.token),
-        Some(json!({ "name": "general", "members": [b.id] })),
+        &a,
+        json!({ "name": "general", "members": [b.id] }),
     )
     .await;
-    assert_eq!(res.status, 201);
-    let room = res.json()["id"].as_str().unwrap().to_owned();
     let ca = TestClient::connect(app.addr, json!({ "token": a.token }))
         .await
         .unwrap();

@@ -230,8 +230,10 @@ export async function stopServer(srv) {
  * arrives, even if the server answers (e.g. 413) and closes the connection
  * before reading the whole upload; fetch() and node:http report that case as
  * a network error (EPIPE / ECONNRESET) and lose the response.
+ * `declaredLength` sends that Content-Length but only `body` (a partial
+ * upload), to see the limit enforced from the header alone.
  */
-export function postRaw(url, pathname, body, contentType = 'application/json') {
+export function postRaw(url, pathname, body, { contentType = 'application/json', declaredLength } = {}) {
   const { hostname, port } = new URL(url);
   const payload = Buffer.from(body);
   return new Promise((resolve, reject) => {
@@ -262,7 +264,7 @@ export function postRaw(url, pathname, body, contentType = 'application/json') {
     sock.on('error', (err) => finish(err));
     sock.on('close', () => finish());
     sock.on('connect', () => {
-      sock.write(`POST ${pathname} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: ${contentType}\r\ncontent-length: ${payload.length}\r\nconnection: close\r\n\r\n`);
+      sock.write(`POST ${pathname} HTTP/1.1\r\nhost: ${hostname}\r\ncontent-type: ${contentType}\r\ncontent-length: ${declaredLength ?? payload.length}\r\nconnection: close\r\n\r\n`);
       sock.write(payload, () => {});
     });
   });
