@@ -161,6 +161,22 @@ impl SqliteChatStore {
             db: Db::open(path, SCHEMA)?,
         })
     }
+
+    /// Runs a membership statement over `(room, user)` and returns the room after.
+    async fn change_member(
+        &self,
+        sql: &'static str,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Room, StoreError> {
+        Ok(self
+            .db
+            .write(move |c| {
+                c.execute(sql, params![room.to_string(), user.to_string()])?;
+                must_room(c, room)
+            })
+            .await?)
+    }
 }
 
 fn conv<T: std::str::FromStr>(idx: usize, s: String) -> rusqlite::Result<T>
