@@ -66,24 +66,10 @@ pub trait ChatStore: Send + Sync + 'static {
     /// A room by id.
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
     /// Adds a member (no-op if present); the room after.
-    async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        self.change_member(
-            "INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)",
-            room,
-            user,
-        )
-        .await
-    }
-
-    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        self.change_member(
-            "DELETE FROM members WHERE room = ?1 AND user_id = ?2",
-            room,
-            user,
-        )
-        .await
-    }
-
+    async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
+    /// Removes a member; the room after.
+    async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
+    /// A user's rooms with positions and unread counts.
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError>;
     /// `Some` if `user` is a member of `room`.
     async fn membership(
@@ -412,29 +398,13 @@ impl ChatStore for SqliteChatStore {
     }
 
     async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        Ok(self
-            .db
-            .write(move |c| {
-                c.execute(
-                    "INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)",
-                    params![room.to_string(), user.to_string()],
-                )?;
-                must_room(c, room)
-            })
-            .await?)
+        let sql = "INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)";
+        self.change_member(sql, room, user).await
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        Ok(self
-            .db
-            .write(move |c| {
-                c.execute(
-                    "DELETE FROM members WHERE room = ?1 AND user_id = ?2",
-                    params![room.to_string(), user.to_string()],
-                )?;
-                must_room(c, room)
-            })
-            .await?)
+        let sql = "DELETE FROM members WHERE room = ?1 AND user_id = ?2";
+        self.change_member(sql, room, user).await
     }
 
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError> {
