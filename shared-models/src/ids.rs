@@ -17,9 +17,17 @@ pub struct InvalidValue(pub &'static str);
 macro_rules! uuid_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // A plain message for clients, not the UUID parser's detail.
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
 
         impl $name {
             /// A new random (time-ordered, v7) identifier.
@@ -45,7 +53,7 @@ macro_rules! uuid_id {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Uuid::parse_str(s)
                     .map(Self)
-                    .map_err(|_| InvalidValue(concat!(stringify!($name), " must be a UUID")))
+                    .map_err(|_| InvalidValue(concat!("expected a ", stringify!($name), " (a UUID)")))
             }
         }
     };
@@ -244,6 +252,10 @@ mod tests {
     #[test]
     fn ids_parse_only_uuids() {
         assert!("not-a-uuid".parse::<RoomId>().is_err());
+        let err = serde_json::from_str::<RoomId>("\"nope\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("expected a RoomId (a UUID)"), "{err}");
         let id = RoomId::new();
         assert_eq!(id.to_string().parse::<RoomId>().unwrap(), id);
     }

@@ -460,7 +460,8 @@ impl Inner {
         }
         ctx.exp
             .fetch_max(claims.exp, std::sync::atomic::Ordering::AcqRel);
-        ok(json!({ "expires_at": claims.exp }))
+        let expires_at = Timestamp::from_millis(claims.exp.saturating_mul(1000));
+        ok(json!({ "expires_at": expires_at }))
     }
 }
 
