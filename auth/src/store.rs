@@ -240,3 +240,69 @@ impl UserStore for SqliteUserStore {
         Ok(self.db.ping().await?)
     }
 }
+
+/// The [`UserStore`] conformance suite: every implementation (SQLite,
+/// MongoDB) must pass it, starting empty.
+pub mod conformance {
+    // A test suite reports failure by panicking, like any test.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn user(name: &str) -> UserRecord {
+        UserRecord {
+            id: UserId::new(),
+            username: name.into(),
+            password_hash: "$argon2id$x".into(),
+        }
+    }
+
+    /// Runs every check against `store`.
+    pub async fn run(store: &dyn UserStore) {
+        users_are_unique_case_insensitively(store).await;
+        refresh_tokens_are_single_use(store).await;
+        store.ping().await.unwrap();
+    }
+
+    async fn users_are_unique_case_insensitively(s: &dyn UserStore) {
+        let alice = user("Alice");
+        s.create_user(&alice).await.unwrap();
+        assert!(matches!(
+            s.create_user(&user("alice")).await,
+            Err(StoreError::UsernameTaken)
+        ));
+        let found = s.user_by_name("ALICE").await.unwrap().unwrap();
+        assert_eq!((found.id, found.username.as_str()), (alice.id, "Alice"));
+        assert_eq!(
+            s.user_by_id(alice.id).await.unwrap().unwrap().username,
+            "Alice"
+        );
+        assert!(s.user_by_name("nobody").await.unwrap().is_none());
+        s.delete_user(alice.id).await.unwrap();
+        assert!(s.user_by_id(alice.id).await.unwrap().is_none());
+    }
+
+    async fn refresh_tokens_are_single_use(s: &dyn UserStore) {
+        let owner = UserId::new();
+        let rec = |family: &str| RefreshRecord {
+            family: family.into(),
+            user: owner,
+            expires_at: 4_000_000_000,
+            used: false,
+            revoked: false,
+        };
+        s.insert_refresh("h1", &rec("f1")).await.unwrap();
+        s.insert_refresh("h2", &rec("f1")).await.unwrap();
+        s.insert_refresh("h3", &rec("f2")).await.unwrap();
+        assert!(s.mark_used("h1").await.unwrap());
+        assert!(!s.mark_used("h1").await.unwrap(), "a token is spent once");
+        assert!(s.refresh("h1").await.unwrap().unwrap().used);
+        s.revoke_family("f1").await.unwrap();
+        assert!(s.refresh("h2").await.unwrap().unwrap().revoked);
+        assert!(
+            !s.refresh("h3").await.unwrap().unwrap().revoked,
+            "other families untouched"
+        );
+        assert!(s.refresh("nope").await.unwrap().is_none());
+    }
+}

@@ -171,48 +171,95 @@ impl ClusterState for InProcessCluster {
     }
 }
 
-#[cfg(test)]
-mod tests {
+/// The [`ClusterState`] conformance suite: every implementation (in-process,
+/// Redis) must pass it. `make` returns a fresh, empty state whose replay
+/// buffer holds at least 3 and at most 3 messages per room (so the
+/// buffer-overflow path is exercised the same way everywhere).
+pub mod conformance {
+    // A test suite reports failure by panicking, like any test.
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use shared_models::{MessageId, Timestamp};
 
-    fn msg(room: RoomId, seq: u64) -> Message {
+    fn msg(room: RoomId, seq: u64, sender: UserId) -> Message {
         Message {
             id: MessageId::new(),
             room,
             seq,
-            sender: UserId::new(),
+            sender,
             body: format!("m{seq}"),
             ts: Timestamp::now(),
             client_id: ClientId::new(),
         }
     }
 
-    #[tokio::test]
-    async fn buffer_answers_only_when_complete() {
-        let c = InProcessCluster::new(3);
-        let room = RoomId::new();
-        assert_eq!(c.buffered_after(room, 0, 10).await.unwrap(), None);
-        for seq in 1..=5 {
-            c.committed(&msg(room, seq)).await.unwrap();
-        }
-        // Buffer holds 3, 4, 5.
-        let got = c.buffered_after(room, 2, 10).await.unwrap().unwrap();
-        assert_eq!(got.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![3, 4, 5]);
-        assert_eq!(c.buffered_after(room, 1, 10).await.unwrap(), None);
-        assert_eq!(c.buffered_after(room, 5, 10).await.unwrap(), Some(vec![]));
-        assert_eq!(c.last_seq(room).await.unwrap(), Some(5));
+    /// Runs every check against `state` (a buffer of 3 per room).
+    pub async fn run(state: &dyn ClusterState) {
+        replay_buffer_answers_only_when_complete(state).await;
+        recent_finds_retries(state).await;
+        presence_counts_sockets(state).await;
     }
 
-    #[tokio::test]
-    async fn presence_counts_sockets() {
-        let c = InProcessCluster::new(3);
+    async fn replay_buffer_answers_only_when_complete(c: &dyn ClusterState) {
+        let room = RoomId::new();
+        let sender = UserId::new();
+        assert_eq!(c.last_seq(room).await.unwrap(), None);
+        assert_eq!(c.buffered_after(room, 0, 10).await.unwrap(), None);
+        for seq in 1..=5 {
+            c.committed(&msg(room, seq, sender)).await.unwrap();
+        }
+        assert_eq!(c.last_seq(room).await.unwrap(), Some(5));
+        let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        // The buffer holds 3, 4, 5: it answers from 2 on, not from 1.
+        assert_eq!(
+            seqs(c.buffered_after(room, 2, 10).await.unwrap().unwrap()),
+            vec![3, 4, 5]
+        );
+        assert_eq!(
+            seqs(c.buffered_after(room, 3, 1).await.unwrap().unwrap()),
+            vec![4]
+        );
+        assert_eq!(c.buffered_after(room, 1, 10).await.unwrap(), None);
+        assert_eq!(c.buffered_after(room, 5, 10).await.unwrap(), Some(vec![]));
+    }
+
+    async fn recent_finds_retries(c: &dyn ClusterState) {
+        let room = RoomId::new();
+        let (a, b) = (UserId::new(), UserId::new());
+        let m = msg(room, 1, a);
+        c.committed(&m).await.unwrap();
+        assert_eq!(
+            c.recent(room, a, m.client_id).await.unwrap(),
+            Some(m.clone())
+        );
+        assert_eq!(c.recent(room, b, m.client_id).await.unwrap(), None);
+        assert_eq!(c.recent(RoomId::new(), a, m.client_id).await.unwrap(), None);
+    }
+
+    async fn presence_counts_sockets(c: &dyn ClusterState) {
         let u = UserId::new();
-        assert!(c.connected(u).await.unwrap());
-        assert!(!c.connected(u).await.unwrap());
+        assert!(!c.is_online(u).await.unwrap());
+        assert!(c.connected(u).await.unwrap(), "first socket: online");
+        assert!(!c.connected(u).await.unwrap(), "second socket: no news");
         assert!(!c.disconnected(u).await.unwrap());
         assert!(c.is_online(u).await.unwrap());
-        assert!(c.disconnected(u).await.unwrap());
+        assert!(c.disconnected(u).await.unwrap(), "last socket: offline");
         assert!(!c.is_online(u).await.unwrap());
+        assert!(
+            !c.disconnected(u).await.unwrap(),
+            "extra disconnects are harmless"
+        );
+        assert!(!c.is_online(u).await.unwrap());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_process_cluster_conforms() {
+        conformance::run(&InProcessCluster::new(3)).await;
     }
 }

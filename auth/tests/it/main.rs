@@ -412,3 +412,10 @@ async fn keys_survive_a_restart() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn sqlite_user_store_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = auth::store::SqliteUserStore::open(&dir.path().join("auth.db")).unwrap();
+    auth::store::conformance::run(&store).await;
+}
