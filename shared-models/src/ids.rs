@@ -188,10 +188,17 @@ impl<'de> Deserialize<'de> for MessageBody {
     }
 }
 
-/// A UTC instant with millisecond precision, RFC 3339 on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A UTC instant with millisecond precision, RFC 3339 on the wire, always
+/// with three fraction digits (`2026-11-21T06:10:00.000Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(transparent)]
 pub struct Timestamp(pub chrono::DateTime<chrono::Utc>);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    }
+}
 
 impl Timestamp {
     /// The current time, truncated to milliseconds so it round-trips exactly.
@@ -239,6 +246,15 @@ mod tests {
         assert_eq!(RoomName::parse("  general ").unwrap().as_str(), "general");
         assert!(RoomName::parse("").is_err());
         assert!(RoomName::parse("a\u{0}b").is_err());
+    }
+
+    #[test]
+    fn timestamps_always_carry_milliseconds() {
+        let t = Timestamp::from_millis(1_800_000_000_000);
+        assert_eq!(
+            serde_json::to_string(&t).unwrap(),
+            "\"2027-01-15T08:00:00.000Z\""
+        );
     }
 
     #[test]

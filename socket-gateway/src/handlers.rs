@@ -317,14 +317,8 @@ impl Inner {
             tracing::error!(error = %err, room = %req.room, "cannot record committed message");
         }
         self.metrics.messages.inc();
-        if let Err(err) = self
-            .io
-            .to(room_key(req.room))
-            .emit("message:new", &message)
-            .await
-        {
-            tracing::warn!(error = %err, room = %req.room, "broadcast failed");
-        }
+        self.emit_to(vec![room_key(req.room)], "message:new", &message)
+            .await;
         ok(json!({ "message": message }))
     }
 

@@ -347,6 +347,20 @@ impl Inner {
         }
     }
 
+    /// Broadcasts to Socket.IO rooms of the default namespace. During
+    /// shutdown the namespace is gone and there is no one left to tell.
+    pub(crate) async fn emit_to<T: serde::Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &str,
+        data: &T,
+    ) {
+        let Some(ns) = self.io.of("/") else { return };
+        if let Err(err) = ns.to(rooms).emit(event, data).await {
+            tracing::warn!(error = %err, event, "broadcast failed");
+        }
+    }
+
     /// Tells everyone sharing a room with `user` that it came online or went offline.
     async fn announce_presence(&self, user: UserId, online: bool) {
         let contacts = match self.directory.contacts(user).await {
@@ -360,14 +374,8 @@ impl Inner {
             return;
         }
         let rooms: Vec<String> = contacts.into_iter().map(user_key).collect();
-        if let Err(err) = self
-            .io
-            .to(rooms)
-            .emit("presence", &json!({ "user": user, "online": online }))
-            .await
-        {
-            tracing::warn!(error = %err, "presence broadcast failed");
-        }
+        let event = json!({ "user": user, "online": online });
+        self.emit_to(rooms, "presence", &event).await;
     }
 }
 
@@ -407,15 +415,17 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
         let user_room = user_key(change.user);
         match kind {
             Some(EventKind::MemberAdded) => {
-                let _ = inner
-                    .io
-                    .to(user_room)
-                    .emit("room:added", &change.room)
+                inner
+                    .emit_to(vec![user_room], "room:added", &change.room)
                     .await;
             }
             Some(EventKind::MemberRemoved) => {
                 let room = change.room.id;
-                for s in inner.io.to(user_room.clone()).sockets() {
+                let sockets = inner
+                    .io
+                    .of("/")
+                    .map(|ns| ns.to(user_room.clone()).sockets());
+                for s in sockets.unwrap_or_default() {
                     if let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>()
                         && let Ok(mut rooms) = ctx.rooms.lock()
                     {
@@ -423,11 +433,8 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
                     }
                     s.leave(room_key(room));
                 }
-                let _ = inner
-                    .io
-                    .to(user_room)
-                    .emit("room:removed", &json!({ "room": room }))
-                    .await;
+                let event = json!({ "room": room });
+                inner.emit_to(vec![user_room], "room:removed", &event).await;
             }
             _ => {}
         }

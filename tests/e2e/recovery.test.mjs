@@ -245,11 +245,57 @@ describe('recovery: large gaps', () => {
       assert.equal(second.messages[room.id].length, 5);
       assertContiguous(second.messages[room.id], 1001);
       assert.equal(second.has_more[room.id], false);
-      // History pages are clamped at 200.
+      // History pages are clamped at 200 and default to 50.
       const h = await ack(b, 'history', { room: room.id, limit: 1000 });
       assert.equal(h.ok, true);
       assert.equal(h.messages.length, 200);
-      assert.equal(h.messages[0].seq, 1005);
+      assertContiguous([...h.messages].reverse(), 806);
+      const d = await ack(b, 'history', { room: room.id });
+      assert.equal(d.messages.length, 50, 'default history page');
+      assertContiguous([...d.messages].reverse(), 956);
+      const hd = await api(ctx.url, 'GET', `/api/rooms/${room.id}/messages`, { token: A.access_token });
+      assert.equal(hd.body.messages.length, 50, 'default HTTP history page');
+      const hc = await api(ctx.url, 'GET', `/api/rooms/${room.id}/messages?limit=1000&before=1000`, { token: A.access_token });
+      assert.equal(hc.status, 200);
+      assertContiguous([...hc.body.messages].reverse(), 800);
+      assert.equal(hc.body.messages.length, 200, 'HTTP page clamped at 200');
     });
   });
+});
+
+describe('graceful shutdown', () => {
+  for (const transport of TRANSPORTS) {
+    it(`SIGTERM over ${transport}: clients are disconnected, no panic, exit code 0 (also with disconnects in flight)`, async () => {
+      // Rounds alternate: sockets still connected at SIGTERM, and sockets closed just before it
+      // (their disconnect handling, e.g. offline presence, races the shutdown).
+      for (let round = 0; round < 6; round++) {
+        const closeFirst = round % 2 === 1;
+        const srv = await startServer();
+        const sockets = [];
+        try {
+          const A = await newUser(srv.url, 'alice');
+          const B = await newUser(srv.url, 'bob');
+          const room = await createRoom(srv.url, A, [B]);
+          for (const who of [A, A, B]) {
+            const s = await connect(srv.url, who.access_token, transport);
+            sockets.push(s);
+            await joinOk(s, room.id);
+          }
+          await sendOk(sockets[0], room.id, 'last words');
+          const gone = sockets.map((s) => waitFor(s, 'disconnect', () => true, 10_000));
+          if (closeFirst) for (const s of sockets) s.close();
+          const exit = await stopServer(srv);
+          await Promise.all(gone);
+          const panic = srv.stderr().match(/^.*panicked at.*$\n?.*/m);
+          const what = `round ${round} (${closeFirst ? 'sockets closed just before SIGTERM' : 'sockets connected at SIGTERM'})`;
+          assert.equal(panic, null, `${what}: the server panicked while shutting down: ${panic?.[0]}`);
+          assert.deepEqual(exit, { code: 0, signal: null }, `${what}: exit status after SIGTERM`);
+        } finally {
+          for (const s of sockets) s.close();
+          await stopServer(srv);
+          srv.cleanup();
+        }
+      }
+    });
+  }
 });

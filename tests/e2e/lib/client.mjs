@@ -53,23 +53,10 @@ export function connect(url, token, transport, extra = {}) {
       socket.close();
       reject(new Error(`connect over ${transport} timed out`));
     }, 8000);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      if (CONNECT_SETTLE_MS > 0) setTimeout(() => resolve(socket), CONNECT_SETTLE_MS);
-      else resolve(socket);
-    });
+    socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
     socket.once('connect_error', (err) => { clearTimeout(timer); socket.close(); reject(err); });
   });
 }
-
-/**
- * Diagnostic knob, off by default: PARLEY_E2E_CONNECT_SETTLE_MS=N makes
- * `connect()` wait N ms after `connect` before handing the socket to the test.
- * Only for looking past a server that drops events sent right after the
- * handshake (the dedicated test in chat.test.mjs checks that case); the suites
- * are meant to pass without it.
- */
-export const CONNECT_SETTLE_MS = Number(process.env.PARLEY_E2E_CONNECT_SETTLE_MS ?? 0);
 
 /** Connects expecting failure; resolves with the `connect_error` error. */
 export async function connectError(url, auth, transport) {
@@ -139,9 +126,17 @@ export function expectNoEvent(socket, event, predicate = () => true, windowMs = 
   }));
 }
 
-/** Logged events named `event` (payloads only), optionally after time `since`. */
-export function logged(socket, event, since = 0) {
-  return socket.log.filter((e) => e.event === event && e.at >= since).map((e) => e.args[0]);
+/**
+ * Logged events named `event` (payloads only); with `from` (a `mark()`), only
+ * those logged after that mark.
+ */
+export function logged(socket, event, from = 0) {
+  return socket.log.slice(from).filter((e) => e.event === event).map((e) => e.args[0]);
+}
+
+/** A position in `socket.log`, for `logged(socket, event, mark)`. */
+export function mark(socket) {
+  return socket.log.length;
 }
 
 /** Polls `cond()` every 20 ms until true; rejects after `timeoutMs`. */
