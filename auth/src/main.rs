@@ -22,14 +22,14 @@ async fn main() -> anyhow::Result<()> {
     // The production event bus arrives with the distributed deployment; until
     // then a lone auth process announces users on an in-process bus.
     let app = auth::AuthApp::build(config, Arc::new(InProcessBus::default()), &registry).await?;
-    let ops = Ops::new(registry).check(app.ready_check());
+    let ops = Ops::new(registry.clone()).check(app.ready_check());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "auth listening");
     service_kit::serve(
         listener,
-        app.router().merge(ops.router()),
+        service_kit::ops::with_error_handling(app.router().merge(ops.router()), &registry),
         service_kit::shutdown::signal(),
     )
     .await?;

@@ -43,7 +43,7 @@ struct RefreshBody {
 
 #[derive(Deserialize)]
 struct LookupQuery {
-    username: String,
+    username: Option<String>,
 }
 
 /// The routes, to be merged into a service's router.
@@ -105,5 +105,8 @@ async fn lookup(
     _user: AuthUser,
     Query(q): Query<LookupQuery>,
 ) -> Result<Json<UserRef>, ApiError> {
-    Ok(Json(s.service.lookup(&q.username).await?))
+    let username = q
+        .username
+        .ok_or_else(|| ApiError::bad_request("the username query parameter is required"))?;
+    Ok(Json(s.service.lookup(&username).await?))
 }

@@ -34,14 +34,14 @@ async fn main() -> anyhow::Result<()> {
         batch: Default::default(),
     };
     let app = db_writer::DbWriterApp::build(config, bus.clone(), verifier, &registry).await?;
-    let ops = Ops::new(registry).check(app.ready_check());
+    let ops = Ops::new(registry.clone()).check(app.ready_check());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "db-writer listening");
     service_kit::serve(
         listener,
-        app.router().merge(ops.router()),
+        service_kit::ops::with_error_handling(app.router().merge(ops.router()), &registry),
         service_kit::shutdown::signal(),
     )
     .await?;

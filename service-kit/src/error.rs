@@ -87,6 +87,8 @@ impl IntoResponse for ApiError {
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::json!({ "error": self.body() });
         let mut res = (status, axum::Json(body)).into_response();
+        // For the error metric (see `ops::count_errors`).
+        res.extensions_mut().insert(self.code);
         if let Some(secs) = self.retry_after {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));

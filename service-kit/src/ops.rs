@@ -94,6 +94,40 @@ async fn metrics(State(ops): State<Arc<Ops>>) -> impl IntoResponse {
     )
 }
 
+/// Wraps a router so that every error response it gives is counted by
+/// code in `parley_http_errors_total`, and unknown routes and methods
+/// answer in the protocol's error shape.
+pub fn with_error_handling(router: Router, registry: &Registry) -> Router {
+    let errors = register(
+        registry,
+        prometheus::IntCounterVec::new(
+            prometheus::Opts::new("parley_http_errors_total", "HTTP error responses by code"),
+            &["code"],
+        )
+        .expect("valid metric"),
+    );
+    router
+        .fallback(|| async { crate::ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            crate::ApiError::new(
+                shared_models::ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
+        })
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let errors = errors.clone();
+                async move {
+                    let res = next.run(req).await;
+                    if let Some(code) = res.extensions().get::<shared_models::ErrorCode>() {
+                        errors.with_label_values(&[code.as_str()]).inc();
+                    }
+                    res
+                }
+            },
+        ))
+}
+
 /// Registers a collector, tolerating a second registration of the same
 /// metric (services composed in one process share a registry).
 pub fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {

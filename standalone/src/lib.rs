@@ -125,7 +125,7 @@ impl Application {
         )
         .await?;
 
-        let ops = Ops::new(registry)
+        let ops = Ops::new(registry.clone())
             .check(auth.ready_check())
             .check(db_writer.ready_check())
             .check(Arc::new(BusCheck(dyn_bus)));
@@ -133,9 +133,8 @@ impl Application {
             .router()
             .merge(db_writer.router())
             .layer(DefaultBodyLimit::max(MAX_HTTP_BODY));
-        let router = api
-            .merge(web::router())
-            .merge(ops.router())
+        let routes = api.merge(web::router()).merge(ops.router());
+        let router = service_kit::ops::with_error_handling(routes, &registry)
             .layer(gateway.layer())
             .layer(tower_http::trace::TraceLayer::new_for_http());
 

@@ -34,10 +34,11 @@ async fn refuses_missing_invalid_forged_and_expired_tokens() {
 async fn expired_socket_is_disconnected_unless_refreshed() {
     let gw = spawn_gateway().await;
     let user = gw.user().await;
-    let short = TestClient::connect(gw.addr, json!({ "token": gw.token_expiring(&user, 1) }))
+    // Expiry has one-second granularity: "2 s" lives between 1 and 2 s.
+    let short = TestClient::connect(gw.addr, json!({ "token": gw.token_expiring(&user, 2) }))
         .await
         .unwrap();
-    let refreshed = TestClient::connect(gw.addr, json!({ "token": gw.token_expiring(&user, 1) }))
+    let refreshed = TestClient::connect(gw.addr, json!({ "token": gw.token_expiring(&user, 4) }))
         .await
         .unwrap();
     let ack = refreshed
@@ -68,12 +69,13 @@ async fn expired_socket_is_disconnected_unless_refreshed() {
 
     assert!(
         short
-            .next_event("auth:expired", Duration::from_secs(4))
+            .next_event("auth:expired", Duration::from_secs(6))
             .await
             .is_some()
     );
     assert!(short.closed_within(Duration::from_secs(2)).await);
-    // The refreshed socket is still served.
+    // Past its first token's expiry, the refreshed socket is still served.
+    assert!(!refreshed.closed_within(Duration::from_secs(3)).await);
     let room = gw.room(&[&user]).await;
     ok(&refreshed
         .emit_ack("room:join", json!({ "room": room }))

@@ -110,3 +110,28 @@ async fn two_users_chat_end_to_end() {
     assert_eq!(rooms["rooms"][0]["unread"], 1);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn every_http_error_has_the_error_shape_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(dir.path()).await;
+    let user = register(app.addr, "erin").await;
+    let cases = [
+        ("GET", "/no/such/route", 404, "not_found"),
+        ("DELETE", "/api/auth/register", 405, "method_not_allowed"),
+        ("GET", "/api/users/lookup", 400, "bad_request"),
+        ("GET", "/api/rooms/not-a-room/messages", 404, "not_found"),
+    ];
+    for (method, path, status, code) in cases {
+        let res = http(app.addr, method, path, Some(&user.token), None).await;
+        assert_eq!(res.status, status, "{method} {path}");
+        assert_eq!(res.json()["error"]["code"], code, "{method} {path}");
+    }
+    let metrics =
+        String::from_utf8(http(app.addr, "GET", "/metrics", None, None).await.body).unwrap();
+    assert!(
+        metrics.contains(r#"parley_http_errors_total{code="not_found"} 2"#),
+        "{metrics}"
+    );
+    app.shutdown().await;
+}
