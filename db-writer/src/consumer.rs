@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use service_kit::bus::{Delivery, Settle, Subscription};
-use shared_models::{Envelope, EventKind, Message, ReceiptRead, UserRef, UserRegistered};
+use shared_models::{
+    Envelope, EventKind, Message, MessageId, ReceiptRead, UserRef, UserRegistered,
+};
 
 use crate::metrics::Metrics;
 use crate::store::ChatStore;
@@ -105,11 +107,16 @@ pub async fn run(
         }
 
         let (mut users, mut messages, mut receipts) = (Vec::new(), Vec::new(), Vec::new());
-        let mut good = Vec::with_capacity(batch.len());
+        // Each delivery with the message id it carries, if any.
+        let mut good: Vec<(Delivery, Option<MessageId>)> = Vec::with_capacity(batch.len());
         for d in batch {
+            let mut id = None;
             match parse(&d) {
                 Ok(Parsed::User(u)) => users.push(u),
-                Ok(Parsed::Message(m)) => messages.push(m),
+                Ok(Parsed::Message(m)) => {
+                    id = Some(m.id);
+                    messages.push(m);
+                }
                 Ok(Parsed::Receipt(r)) => receipts.push(r),
                 Ok(Parsed::Ignore) => {}
                 Err(e) => {
@@ -119,7 +126,7 @@ pub async fn run(
                     continue;
                 }
             }
-            good.push(d);
+            good.push((d, id));
         }
         if good.is_empty() {
             continue;
@@ -134,16 +141,24 @@ pub async fn run(
                     .observe(started.elapsed().as_secs_f64());
                 metrics.messages_written.inc_by(outcome.inserted as u64);
                 metrics.duplicates.inc_by(outcome.duplicates as u64);
-                metrics.conflicts.inc_by(outcome.conflicts as u64);
-                for d in good {
-                    d.settle(Settle::Ack).await;
+                metrics.conflicts.inc_by(outcome.conflicts.len() as u64);
+                for (d, id) in good {
+                    // A conflicting message was not stored: its publisher must
+                    // hear so (the dead letter keeps it for inspection).
+                    let stored = id.is_none_or(|id| !outcome.conflicts.contains(&id));
+                    d.settle(if stored {
+                        Settle::Ack
+                    } else {
+                        Settle::DeadLetter
+                    })
+                    .await;
                 }
                 backoff = Duration::from_millis(50);
             }
             Err(err) => {
                 tracing::error!(error = %err, events = n, "batch write failed, requeueing");
                 metrics.write_failures.inc();
-                for d in good {
+                for (d, _) in good {
                     d.settle(Settle::Requeue).await;
                 }
                 tokio::time::sleep(backoff).await;

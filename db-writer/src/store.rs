@@ -32,14 +32,15 @@ pub struct Membership {
 }
 
 /// What one batch write did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     /// New message rows.
     pub inserted: usize,
     /// Messages that were already stored (redeliveries).
     pub duplicates: usize,
-    /// Messages refused because another message holds their seq or client id.
-    pub conflicts: usize,
+    /// Messages refused because another message holds their seq or client
+    /// id: they were not stored and must not be acked as stored.
+    pub conflicts: Vec<MessageId>,
 }
 
 /// Rooms, members, messages and receipts.
@@ -300,7 +301,7 @@ impl ChatStore for SqliteChatStore {
                         } else {
                             // Two different messages claimed one seq (or one client_id):
                             // a broken sequencing invariant, never silently dropped.
-                            out.conflicts += 1;
+                            out.conflicts.push(m.id);
                             tracing::error!(room = %m.room, seq = m.seq, id = %m.id, "sequence conflict: message not stored");
                         }
                     }

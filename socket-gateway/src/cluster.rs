@@ -23,6 +23,9 @@ pub trait ClusterState: Send + Sync + 'static {
     /// Records that `msg` was made durable: advances the room's seq and
     /// keeps it in the replay buffer.
     async fn committed(&self, msg: &Message) -> Result<(), ClusterError>;
+    /// Drops what is known of a room's position and buffer (after a publish
+    /// whose outcome is uncertain); the store is asked next time.
+    async fn forget(&self, room: RoomId) -> Result<(), ClusterError>;
     /// Messages with `seq > after`, oldest first, if the buffer holds all of
     /// them (`None` means: read the store).
     async fn buffered_after(
@@ -97,6 +100,11 @@ impl ClusterState for InProcessCluster {
         while log.recent.len() > self.buffer {
             log.recent.pop_front();
         }
+        Ok(())
+    }
+
+    async fn forget(&self, room: RoomId) -> Result<(), ClusterError> {
+        self.rooms.lock().map_err(poisoned)?.remove(&room);
         Ok(())
     }
 
@@ -222,6 +230,9 @@ pub mod conformance {
         );
         assert_eq!(c.buffered_after(room, 1, 10).await.unwrap(), None);
         assert_eq!(c.buffered_after(room, 5, 10).await.unwrap(), Some(vec![]));
+        c.forget(room).await.unwrap();
+        assert_eq!(c.last_seq(room).await.unwrap(), None);
+        assert_eq!(c.buffered_after(room, 4, 10).await.unwrap(), None);
     }
 
     async fn recent_finds_retries(c: &dyn ClusterState) {

@@ -4,7 +4,6 @@
 //! caller's right to the room, and returns the ack's body or an error; the
 //! dispatcher turns that into `{ok: true, …}` or `{ok: false, error}`.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -118,7 +117,8 @@ struct HistoryReq {
 
 #[derive(Deserialize)]
 struct SyncReq {
-    rooms: HashMap<String, u64>,
+    // Ordered, so which rooms fill the per-call budget first is predictable.
+    rooms: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Deserialize)]
@@ -146,7 +146,18 @@ impl Inner {
             ack,
             received,
         } = job;
-        let res = if !EVENTS.contains(&event.as_str()) {
+        let expired = ctx
+            .exp
+            .load(std::sync::atomic::Ordering::Acquire)
+            .saturating_mul(1000)
+            <= crate::unix_now_ms();
+        let res = if expired {
+            // The expiry watcher disconnects the socket; until then, serve nothing.
+            Err(error(
+                ErrorCode::TokenExpired,
+                "access token expired; send auth:refresh",
+            ))
+        } else if !EVENTS.contains(&event.as_str()) {
             Err(error(
                 ErrorCode::UnknownEvent,
                 format!("unknown event {event:?}"),
@@ -211,7 +222,7 @@ impl Inner {
 
     async fn join(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
         let req: RoomReq = parse(v)?;
-        let m = self.member(req.room, ctx).await?;
+        self.member(req.room, ctx).await?;
         {
             let mut rooms = ctx.rooms.lock().map_err(internal)?;
             if !rooms.contains(&req.room) && rooms.len() >= self.config.max_rooms_per_socket {
@@ -226,6 +237,20 @@ impl Inner {
             rooms.insert(req.room);
         }
         s.join(room_key(req.room));
+        // A removal that landed between the check and the join must not
+        // leave the socket listening.
+        let Some(m) = self
+            .directory
+            .membership(req.room, ctx.user)
+            .await
+            .map_err(internal)?
+        else {
+            s.leave(room_key(req.room));
+            if let Ok(mut rooms) = ctx.rooms.lock() {
+                rooms.remove(&req.room);
+            }
+            return Err(not_found());
+        };
         let last_seq = self.last_seq(req.room, m.last_seq).await?;
         ok(json!({ "last_seq": last_seq, "read_seq": m.read_seq }))
     }
@@ -308,6 +333,11 @@ impl Inner {
         };
         if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, message.clone()).await {
             tracing::warn!(error = %err, room = %req.room, "message not durable, refusing");
+            // The publish may have reached some consumers: take the room's
+            // position from the store again rather than trusting our own.
+            if let Err(err) = self.cluster.forget(req.room).await {
+                tracing::error!(error = %err, room = %req.room, "cannot reset room state");
+            }
             return Err(error(
                 ErrorCode::Unavailable,
                 "message could not be stored, retry with the same client_id",
@@ -336,24 +366,36 @@ impl Inner {
         let now = Instant::now();
         let generation = {
             let mut typing = self.typing.lock().map_err(internal)?;
+            if typing.len() > 100_000 {
+                let throttle = self.config.typing_throttle;
+                typing.retain(|_, st| {
+                    st.active || st.relayed.is_some_and(|t| now.duration_since(t) < throttle)
+                });
+            }
             let state = typing.entry(key).or_insert_with(Typing::default);
             if req.typing {
                 state.renewed = Some(now);
+                // The throttle spans true/false flips: alternating cannot flood the room.
                 let recent = state
                     .relayed
                     .is_some_and(|t| now.duration_since(t) < self.config.typing_throttle);
-                if state.active && recent {
+                if recent {
                     return ok(json!({ "throttled": true }));
                 }
                 state.active = true;
                 state.relayed = Some(now);
+                state.generation += 1;
+                Some(state.generation)
             } else {
-                typing.remove(&key);
+                if !state.active {
+                    // Nothing shown to clear.
+                    return ok(json!({}));
+                }
+                state.active = false;
+                // Cancels the pending expiry.
+                state.generation += 1;
+                None
             }
-            typing.get_mut(&key).map(|st| {
-                st.generation += 1;
-                st.generation
-            })
         };
         let event = json!({ "room": req.room, "user": ctx.user, "typing": req.typing });
         let _ = s.to(room_key(req.room)).emit("typing", &event).await;
@@ -414,29 +456,38 @@ impl Inner {
                 ),
             ));
         }
-        let cap = self.config.sync_cap;
-        let mut messages = Map::new();
-        let mut has_more = Map::new();
+        let mut rooms = Vec::with_capacity(req.rooms.len());
         for (raw, after) in req.rooms {
             let room: RoomId = raw
                 .parse()
                 .map_err(|_| error(ErrorCode::BadRequest, "rooms keys must be room ids"))?;
             self.member(room, ctx).await?;
+            rooms.push((raw, room, after));
+        }
+        // One answer carries at most `sync_cap` messages in all, so a client
+        // with many busy rooms cannot make one ack huge; `has_more` says
+        // where to continue.
+        let mut budget = self.config.sync_cap as usize;
+        let mut messages = Map::new();
+        let mut has_more = Map::new();
+        for (raw, room, after) in rooms {
+            let want = budget + 1;
             let mut found = match self
                 .cluster
-                .buffered_after(room, after, cap as usize + 1)
+                .buffered_after(room, after, want)
                 .await
                 .map_err(internal)?
             {
                 Some(m) => m,
                 None => self
                     .directory
-                    .after(room, after, cap + 1)
+                    .after(room, after, u32::try_from(want).unwrap_or(u32::MAX))
                     .await
                     .map_err(internal)?,
             };
-            let more = found.len() > cap as usize;
-            found.truncate(cap as usize);
+            let more = found.len() > budget;
+            found.truncate(budget);
+            budget -= found.len();
             has_more.insert(raw.clone(), Value::Bool(more));
             messages.insert(raw, serde_json::to_value(found).map_err(internal)?);
         }
@@ -486,10 +537,8 @@ async fn typing_expiry(
             let Ok(mut typing) = inner.typing.lock() else {
                 return;
             };
-            match typing.get(&key) {
-                Some(st) if st.generation == generation => {
-                    typing.remove(&key);
-                }
+            match typing.get_mut(&key) {
+                Some(st) if st.generation == generation => st.active = false,
                 _ => return,
             }
         }

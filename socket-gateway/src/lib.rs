@@ -168,7 +168,8 @@ impl Gateway {
             .subscribe(
                 &format!("socket-gateway.{}", uuid_like()),
                 &["chat.member.*"],
-                Durability::Transient,
+                // Removals must reach live sockets: the publisher waits for us.
+                Durability::Durable,
             )
             .await?;
         tokio::spawn(membership_feed(inner.clone(), sub));
@@ -406,10 +407,9 @@ async fn expiry_watch(s: SocketRef, ctx: Arc<SocketCtx>) {
 async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
     while let Some(d) = sub.next().await {
         let kind = EventKind::parse(&d.routing_key);
-        let change = Envelope::<MemberChanged>::from_slice(&d.payload).map(|e| e.data);
-        d.settle(service_kit::bus::Settle::Ack).await;
-        let Ok(change) = change else {
-            tracing::warn!(routing_key = %d_key(&kind), "unparseable membership event ignored");
+        let Ok(change) = Envelope::<MemberChanged>::from_slice(&d.payload).map(|e| e.data) else {
+            tracing::warn!(routing_key = %d_key(&kind), "unparseable membership event dead-lettered");
+            d.settle(service_kit::bus::Settle::DeadLetter).await;
             continue;
         };
         let user_room = user_key(change.user);
@@ -438,6 +438,8 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
             }
             _ => {}
         }
+        // Acked once applied: a removal is in force before db-writer answers.
+        d.settle(service_kit::bus::Settle::Ack).await;
     }
 }
 

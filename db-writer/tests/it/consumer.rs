@@ -152,3 +152,29 @@ async fn committed_data_survives_a_restart() {
         vec![u]
     );
 }
+
+#[tokio::test]
+async fn a_message_clashing_with_a_stored_seq_is_refused_not_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::default());
+    let app = app(dir.path(), bus.clone()).await;
+    let u = UserId::new();
+    let room = app
+        .store()
+        .create_group("r".into(), u, vec![])
+        .await
+        .unwrap();
+    let first = message(room.id, 1, u);
+    bus::publish(bus.as_ref(), "test", first.clone())
+        .await
+        .unwrap();
+    let clash = bus::publish(bus.as_ref(), "test", message(room.id, 1, u)).await;
+    assert!(
+        clash.is_err(),
+        "a message that was not stored must not be confirmed"
+    );
+    assert_eq!(
+        app.store().history(room.id, None, 10).await.unwrap(),
+        vec![first]
+    );
+}
