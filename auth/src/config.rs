@@ -18,27 +18,47 @@ pub struct AuthConfig {
     pub login_max_failures: u32,
     /// The window those failures are counted in (`PARLEY_LOGIN_WINDOW_SECS`, default 300).
     pub login_window: Duration,
+    /// Take the client address from the last `X-Forwarded-For` entry, as
+    /// set by the ingress (`PARLEY_TRUST_FORWARDED_FOR`, default false). Only
+    /// turn on behind a proxy that sets it; otherwise clients could forge it.
+    pub trust_forwarded_for: bool,
 }
 
 impl AuthConfig {
     /// Reads `PARLEY_*` settings; `data_dir` comes from the caller.
     pub fn from_env(env: &impl Env, data_dir: PathBuf) -> Result<Self, ConfigError> {
-        let access: u64 = env.parse_or("PARLEY_ACCESS_TOKEN_TTL_SECS", 900)?;
-        if access == 0 {
-            return Err(ConfigError::new(
-                "PARLEY_ACCESS_TOKEN_TTL_SECS",
-                "0",
-                "must be positive",
-            ));
-        }
+        let bounded = |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            let v: u64 = env.parse_or(key, default)?;
+            if range.contains(&v) {
+                Ok(v)
+            } else {
+                Err(ConfigError::new(
+                    key,
+                    &v.to_string(),
+                    format!("must be {}-{}", range.start(), range.end()),
+                ))
+            }
+        };
         Ok(Self {
             data_dir,
-            access_ttl: Duration::from_secs(access),
-            refresh_ttl: Duration::from_secs(
-                env.parse_or("PARLEY_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?,
-            ),
-            login_max_failures: env.parse_or("PARLEY_LOGIN_MAX_FAILURES", 5)?,
-            login_window: Duration::from_secs(env.parse_or("PARLEY_LOGIN_WINDOW_SECS", 300)?),
+            access_ttl: Duration::from_secs(bounded(
+                "PARLEY_ACCESS_TOKEN_TTL_SECS",
+                900,
+                1..=86_400,
+            )?),
+            refresh_ttl: Duration::from_secs(bounded(
+                "PARLEY_REFRESH_TOKEN_TTL_SECS",
+                30 * 24 * 3600,
+                60..=365 * 24 * 3600,
+            )?),
+            login_max_failures: u32::try_from(bounded("PARLEY_LOGIN_MAX_FAILURES", 5, 1..=1000)?)
+                .unwrap_or(5),
+            login_window: Duration::from_secs(bounded(
+                "PARLEY_LOGIN_WINDOW_SECS",
+                300,
+                1..=86_400,
+            )?),
+            trust_forwarded_for: env.parse_or("PARLEY_TRUST_FORWARDED_FOR", false)?,
         })
     }
 
@@ -50,6 +70,7 @@ impl AuthConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             login_max_failures: 5,
             login_window: Duration::from_secs(300),
+            trust_forwarded_for: false,
         }
     }
 }

@@ -13,7 +13,7 @@ use service_kit::ops::Ops;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
+    service_kit::telemetry::init(&SystemEnv)?;
     let env = SystemEnv;
     let addr = env.string_or("PARLEY_AUTH_ADDR", "127.0.0.1:8081");
     let data_dir = env.string_or("PARLEY_DATA_DIR", "./data").into();

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRef, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
@@ -70,9 +70,19 @@ async fn register(
 async fn login(
     State(s): State<AuthState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
     ApiJson(c): ApiJson<Credentials>,
 ) -> Result<Json<Session>, ApiError> {
-    let ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let mut ip = peer.map(|Extension(ConnectInfo(addr))| addr.ip());
+    if s.service.trusts_forwarded_for() {
+        // The ingress appends the address it saw: the last entry is the one to trust.
+        let forwarded = headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok());
+        ip = forwarded.or(ip);
+    }
     Ok(Json(s.service.login(&c.username, &c.password, ip).await?))
 }
 

@@ -25,6 +25,9 @@ use crate::store::{RefreshRecord, StoreError, UserRecord, UserStore};
 /// Failed logins are counted per lowercase username and client address.
 type ThrottleKey = (String, Option<IpAddr>);
 
+/// Password hashes computed at once, at most.
+const MAX_CONCURRENT_HASHES: usize = 4;
+
 /// The service's name on the bus.
 pub const SOURCE: &str = "auth";
 
@@ -48,6 +51,8 @@ pub struct AuthService {
     bus: Arc<dyn EventBus>,
     config: AuthConfig,
     throttle: Mutex<HashMap<ThrottleKey, (u32, Instant)>>,
+    /// Argon2 takes ~19 MiB and a core per hash: bound how many run at once.
+    hashing: tokio::sync::Semaphore,
     metrics: Metrics,
     /// A real hash to verify against when the user does not exist, so a
     /// wrong username costs the same time as a wrong password.
@@ -152,9 +157,15 @@ impl AuthService {
             bus,
             config,
             throttle: Mutex::new(HashMap::new()),
+            hashing: tokio::sync::Semaphore::new(MAX_CONCURRENT_HASHES),
             metrics,
             dummy_hash,
         })
+    }
+
+    /// Whether client addresses come from `X-Forwarded-For`.
+    pub fn trusts_forwarded_for(&self) -> bool {
+        self.config.trust_forwarded_for
     }
 
     /// The key set (for JWKS and the in-process verifier).
@@ -175,7 +186,7 @@ impl AuthService {
         let record = UserRecord {
             id: UserId::new(),
             username: username.as_str().to_owned(),
-            password_hash: hash_password(password.to_owned()).await?,
+            password_hash: self.hash_password(password.to_owned()).await?,
         };
         self.store.create_user(&record).await?;
         // Other services learn of the user through the bus; if it cannot be
@@ -200,8 +211,17 @@ impl AuthService {
         password: &str,
         ip: Option<IpAddr>,
     ) -> Result<Session, ApiError> {
+        let invalid = || ApiError::new(ErrorCode::InvalidCredentials, "wrong username or password");
+        // A name that cannot exist is refused before it costs a hash or a
+        // throttle entry (so the throttle map holds only plausible names).
+        if Username::parse(username).is_err() {
+            self.metrics.logins.with_label_values(&["failed"]).inc();
+            return Err(invalid());
+        }
         let key = (username.to_ascii_lowercase(), ip);
-        if let Some(wait) = self.throttled(&key) {
+        // The attempt is counted before the password is checked, so parallel
+        // guesses cannot slip past the limit.
+        if let Some(wait) = self.reserve_attempt(key.clone()) {
             self.metrics.logins.with_label_values(&["throttled"]).inc();
             return Err(ApiError::new(
                 ErrorCode::RateLimited,
@@ -213,7 +233,7 @@ impl AuthService {
         let hash = user
             .as_ref()
             .map_or_else(|| self.dummy_hash.clone(), |u| u.password_hash.clone());
-        let ok = verify_password(password.to_owned(), hash).await && user.is_some();
+        let ok = self.verify_password(password.to_owned(), hash).await && user.is_some();
         match user {
             Some(user) if ok => {
                 if let Ok(mut t) = self.throttle.lock() {
@@ -223,12 +243,8 @@ impl AuthService {
                 self.new_session(&user, None).await
             }
             _ => {
-                self.record_failure(key);
                 self.metrics.logins.with_label_values(&["failed"]).inc();
-                Err(ApiError::new(
-                    ErrorCode::InvalidCredentials,
-                    "wrong username or password",
-                ))
+                Err(invalid())
             }
         }
     }
@@ -333,19 +349,12 @@ impl AuthService {
         })
     }
 
-    fn throttled(&self, key: &ThrottleKey) -> Option<u64> {
-        let t = self.throttle.lock().ok()?;
-        let (failures, since) = t.get(key)?;
-        let elapsed = since.elapsed();
-        (*failures >= self.config.login_max_failures && elapsed < self.config.login_window)
-            .then(|| (self.config.login_window - elapsed).as_secs().max(1))
-    }
-
-    fn record_failure(&self, key: ThrottleKey) {
+    /// Counts a login attempt; `Some(seconds to wait)` once the limit is reached.
+    fn reserve_attempt(&self, key: ThrottleKey) -> Option<u64> {
         let Ok(mut t) = self.throttle.lock() else {
-            return;
+            return None;
         };
-        let window = self.config.login_window;
+        let (max, window) = (self.config.login_max_failures, self.config.login_window);
         // Bound the map: forget windows that are over.
         if t.len() > 100_000 {
             t.retain(|_, (_, since)| since.elapsed() < window);
@@ -354,6 +363,22 @@ impl AuthService {
         if entry.1.elapsed() >= window {
             *entry = (0, Instant::now());
         }
+        if entry.0 >= max {
+            return Some((window - entry.1.elapsed()).as_secs().max(1));
+        }
         entry.0 += 1;
+        None
+    }
+
+    async fn verify_password(&self, password: String, hash: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        verify_password(password, hash).await
+    }
+
+    async fn hash_password(&self, password: String) -> Result<String, ApiError> {
+        let _permit = self.hashing.acquire().await.map_err(ApiError::internal)?;
+        hash_password(password).await
     }
 }

@@ -71,6 +71,9 @@ async fn rooms_and_members(s: &dyn ChatStore) {
     assert!(s.rooms_for(c.id).await.unwrap().is_empty());
     assert_eq!(s.rooms_for(b.id).await.unwrap()[0].room.id, room.id);
     assert!(s.room(RoomId::new()).await.unwrap().is_none());
+    // The owner leaving hands the room on instead of orphaning it.
+    let room = s.remove_member(room.id, a.id).await.unwrap();
+    assert_eq!(room.owner, Some(b.id));
 }
 
 async fn direct_rooms_are_one_per_pair(s: &dyn ChatStore) {

@@ -15,7 +15,7 @@ use service_kit::token::{Jwks, Verifier};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
+    service_kit::telemetry::init(&SystemEnv)?;
     let env = SystemEnv;
     let addr = env.string_or("PARLEY_DB_WRITER_ADDR", "127.0.0.1:8082");
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();

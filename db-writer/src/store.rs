@@ -68,7 +68,8 @@ pub trait ChatStore: Send + Sync + 'static {
     async fn room(&self, id: RoomId) -> Result<Option<Room>, StoreError>;
     /// Adds a member (no-op if present); the room after.
     async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
-    /// Removes a member; the room after.
+    /// Removes a member; the room after. An owner who leaves hands the room
+    /// to the longest-standing remaining member.
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError>;
     /// A user's rooms with positions and unread counts.
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError>;
@@ -119,6 +120,7 @@ CREATE TABLE IF NOT EXISTS members (
     room TEXT NOT NULL,
     user_id TEXT NOT NULL,
     read_seq INTEGER NOT NULL DEFAULT 0,
+    joined_at INTEGER NOT NULL DEFAULT (CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)),
     PRIMARY KEY (room, user_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS members_user ON members(user_id);
@@ -152,15 +154,20 @@ impl SqliteChatStore {
     /// Runs a membership statement over `(room, user)` and returns the room after.
     async fn change_member(
         &self,
-        sql: &'static str,
+        statements: &'static [&'static str],
         room: RoomId,
         user: UserId,
     ) -> Result<Room, StoreError> {
         Ok(self
             .db
             .write(move |c| {
-                c.execute(sql, params![room.to_string(), user.to_string()])?;
-                must_room(c, room)
+                let tx = c.transaction()?;
+                for sql in statements {
+                    tx.execute(sql, params![room.to_string(), user.to_string()])?;
+                }
+                let room = must_room(&tx, room)?;
+                tx.commit()?;
+                Ok(room)
             })
             .await?)
     }
@@ -399,13 +406,19 @@ impl ChatStore for SqliteChatStore {
     }
 
     async fn add_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        let sql = "INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)";
-        self.change_member(sql, room, user).await
+        const ADD: &[&str] = &["INSERT OR IGNORE INTO members (room, user_id) VALUES (?1, ?2)"];
+        self.change_member(ADD, room, user).await
     }
 
     async fn remove_member(&self, room: RoomId, user: UserId) -> Result<Room, StoreError> {
-        let sql = "DELETE FROM members WHERE room = ?1 AND user_id = ?2";
-        self.change_member(sql, room, user).await
+        const REMOVE: &[&str] = &[
+            "DELETE FROM members WHERE room = ?1 AND user_id = ?2",
+            // An owner who leaves hands the room to its longest-standing member.
+            "UPDATE rooms SET owner = (SELECT user_id FROM members WHERE room = ?1
+                                       ORDER BY joined_at, user_id LIMIT 1)
+             WHERE id = ?1 AND owner = ?2",
+        ];
+        self.change_member(REMOVE, room, user).await
     }
 
     async fn rooms_for(&self, user: UserId) -> Result<Vec<RoomMember>, StoreError> {

@@ -1,12 +1,13 @@
 //! The file-service process: `PARLEY_FILE_SERVICE_ADDR` (default 127.0.0.1:8084).
 
 use anyhow::Context;
+use service_kit::config::{Env, SystemEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
-    let addr =
-        std::env::var("PARLEY_FILE_SERVICE_ADDR").unwrap_or_else(|_| "127.0.0.1:8084".into());
+    let env = SystemEnv;
+    service_kit::telemetry::init(&env)?;
+    let addr = env.string_or("PARLEY_FILE_SERVICE_ADDR", "127.0.0.1:8084");
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

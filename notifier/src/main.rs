@@ -1,11 +1,13 @@
 //! The notifier process: `PARLEY_NOTIFIER_ADDR` (default 127.0.0.1:8083).
 
 use anyhow::Context;
+use service_kit::config::{Env, SystemEnv};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
-    let addr = std::env::var("PARLEY_NOTIFIER_ADDR").unwrap_or_else(|_| "127.0.0.1:8083".into());
+    let env = SystemEnv;
+    service_kit::telemetry::init(&env)?;
+    let addr = env.string_or("PARLEY_NOTIFIER_ADDR", "127.0.0.1:8083");
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

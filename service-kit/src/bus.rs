@@ -173,6 +173,9 @@ struct Queue {
     tx: mpsc::Sender<Delivery>,
 }
 
+/// Dead letters the in-process bus keeps (it has no disk of its own).
+const MAX_DEAD_LETTERS: usize = 1000;
+
 /// The in-process bus of the standalone server.
 pub struct InProcessBus {
     queues: RwLock<Vec<Arc<Queue>>>,
@@ -262,6 +265,10 @@ impl InProcessBus {
                 Ok(Settle::Ack) => return Ok(()),
                 Ok(Settle::DeadLetter) => {
                     if let Ok(mut d) = self.dead_letters.lock() {
+                        // Kept for inspection, bounded: the oldest go first.
+                        if d.len() >= MAX_DEAD_LETTERS {
+                            d.remove(0);
+                        }
                         d.push((key.to_owned(), payload));
                     }
                     return Err(BusError::Rejected(q.name.clone()));

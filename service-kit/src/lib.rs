@@ -8,6 +8,7 @@
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`sqlite`]: the embedded database plumbing.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
+//! - `testing` (feature `testing`): helpers for the crates' integration tests.
 //!
 //! Invariant: nothing here knows about a particular service's data.
 
@@ -20,6 +21,8 @@ pub mod ops;
 pub mod shutdown;
 pub mod sqlite;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod token;
 
 pub use error::ApiError;

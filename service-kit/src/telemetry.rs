@@ -2,11 +2,24 @@
 
 use tracing_subscriber::EnvFilter;
 
+use crate::config::{ConfigError, Env};
+
 /// Installs the global subscriber: `RUST_LOG` filters (default `info`);
-/// `PARLEY_LOG_FORMAT=json` switches to JSON lines for log shippers.
-pub fn init() {
+/// `PARLEY_LOG_FORMAT` is `text` (default) or `json` (JSON lines for log
+/// shippers). Logs go to stderr.
+pub fn init(env: &impl Env) -> Result<(), ConfigError> {
+    let json = match env.get("PARLEY_LOG_FORMAT").as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "PARLEY_LOG_FORMAT",
+                other,
+                "must be text or json",
+            ));
+        }
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("PARLEY_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -16,4 +29,5 @@ pub fn init() {
     } else {
         builder.try_init()
     };
+    Ok(())
 }

@@ -64,19 +64,44 @@ impl GatewayConfig {
             msg_burst: env.parse_or("PARLEY_MSG_BURST", d.msg_burst)?,
             ..d
         };
-        if c.msg_rate_per_sec <= 0.0 || c.msg_burst < 1.0 {
-            return Err(ConfigError::new(
+        let fail =
+            |key: &str, value: String, reason: &str| Err(ConfigError::new(key, &value, reason));
+        // Written so that NaN fails too.
+        if !(c.msg_rate_per_sec > 0.0 && c.msg_rate_per_sec.is_finite()) {
+            return fail(
                 "PARLEY_MSG_RATE_PER_SEC",
-                &c.msg_rate_per_sec.to_string(),
-                "rate must be positive and burst at least 1",
-            ));
+                c.msg_rate_per_sec.to_string(),
+                "must be a positive number",
+            );
+        }
+        if !(c.msg_burst >= 1.0 && c.msg_burst.is_finite()) {
+            return fail(
+                "PARLEY_MSG_BURST",
+                c.msg_burst.to_string(),
+                "must be at least 1",
+            );
         }
         if c.max_body_chars == 0 || c.max_body_chars > MessageBody::MAX_CHARS {
-            return Err(ConfigError::new(
+            let reason = format!("must be 1-{}", MessageBody::MAX_CHARS);
+            return fail(
                 "PARLEY_MAX_BODY_CHARS",
-                &c.max_body_chars.to_string(),
-                format!("must be 1-{}", MessageBody::MAX_CHARS),
-            ));
+                c.max_body_chars.to_string(),
+                &reason,
+            );
+        }
+        if c.max_rooms_per_socket == 0 {
+            return fail(
+                "PARLEY_MAX_ROOMS_PER_SOCKET",
+                "0".into(),
+                "must be at least 1",
+            );
+        }
+        if c.max_event_bytes < 1024 || c.max_event_bytes as u64 > c.max_frame_bytes {
+            return fail(
+                "PARLEY_MAX_EVENT_BYTES",
+                c.max_event_bytes.to_string(),
+                "must be at least 1024 and at most PARLEY_MAX_FRAME_BYTES",
+            );
         }
         Ok(c)
     }

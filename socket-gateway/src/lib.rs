@@ -16,7 +16,6 @@ pub mod directory;
 mod handlers;
 pub mod limits;
 pub mod metrics;
-pub mod testing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -33,6 +32,7 @@ use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
 use socketioxide::layer::SocketIoLayer;
 use tokio::sync::{Notify, mpsc};
+use tracing::Instrument;
 
 pub use config::GatewayConfig;
 
@@ -279,11 +279,17 @@ impl Inner {
             let inner = self.clone();
             let s = s.clone();
             let ctx = ctx.clone();
-            tokio::spawn(async move {
-                while let Some(job) = rx.recv().await {
-                    inner.dispatch(&s, &ctx, job).await;
+            // Every log line of this socket's events carries who and which socket.
+            let span = tracing::info_span!("socket", sid = %s.id, user = %ctx.user);
+            tokio::spawn(
+                async move {
+                    while let Some(job) = rx.recv().await {
+                        let event = tracing::debug_span!("event", name = %job.event);
+                        inner.dispatch(&s, &ctx, job).instrument(event).await;
+                    }
                 }
-            });
+                .instrument(span),
+            );
         }
         {
             let inner = self.clone();

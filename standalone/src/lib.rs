@@ -93,7 +93,8 @@ impl Application {
         let bus = Arc::new(InProcessBus::default());
         let dyn_bus: Arc<dyn EventBus> = bus.clone();
 
-        // db-writer subscribes first: nothing may be published before its queue exists.
+        // auth announces users on the bus: db-writer subscribes during its
+        // build, before the server accepts a single request.
         let auth_cfg = settings.auth.clone();
         let auth = auth::AuthApp::build(auth_cfg, dyn_bus.clone(), &registry).await?;
         let verifier = auth.verifier();

@@ -6,7 +6,7 @@ use standalone::{Application, Settings};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::telemetry::init();
+    service_kit::telemetry::init(&SystemEnv)?;
     let settings = Settings::from_env(&SystemEnv)?;
     let data_dir = settings.data_dir.clone();
     let app = Application::build(settings).await?;

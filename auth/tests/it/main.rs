@@ -1,4 +1,4 @@
-//! auth integration tests: the HTTP API driven with `oneshot`, each test on
+//! auth integration tests: the HTTP API served on port 0, each test on
 //! its own data directory.
 
 // Tests and their helpers fail by panicking.
@@ -6,15 +6,13 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use service_kit::bus::InProcessBus;
-use tower::ServiceExt;
 
 struct TestAuth {
     app: auth::AuthApp,
+    addr: std::net::SocketAddr,
     _dir: tempfile::TempDir,
 }
 
@@ -27,7 +25,12 @@ async fn spawn_auth() -> TestAuth {
     )
     .await
     .unwrap();
-    TestAuth { app, _dir: dir }
+    let addr = service_kit::testing::spawn(app.router()).await;
+    TestAuth {
+        app,
+        addr,
+        _dir: dir,
+    }
 }
 
 impl TestAuth {
@@ -38,24 +41,8 @@ impl TestAuth {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(path);
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let res = self.app.router().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let res = service_kit::testing::http(self.addr, method, path, token, body).await;
+        (StatusCode::from_u16(res.status).unwrap(), res.json())
     }
 
     async fn register(&self, name: &str) -> Value {
@@ -180,13 +167,13 @@ async fn registration_validates_and_refuses_duplicates() {
             .await;
         assert_eq!((st, code(&b)), (status, expected), "{body}");
     }
-    // Malformed JSON.
-    let req = Request::post("/api/auth/register")
-        .header("content-type", "application/json")
-        .body(Body::from("{nope"))
-        .unwrap();
-    let res = t.app.router().oneshot(req).await.unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // Malformed JSON, and a body that is not declared JSON.
+    for (content_type, body) in [("application/json", "{nope"), ("text/plain", "{}")] {
+        let body = Some((content_type, body.as_bytes().to_vec()));
+        let res =
+            service_kit::testing::http_raw(t.addr, "POST", "/api/auth/register", None, body).await;
+        assert_eq!((res.status, res.code().as_str()), (400, "bad_request"));
+    }
 }
 
 #[tokio::test]
@@ -418,4 +405,28 @@ async fn sqlite_user_store_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let store = auth::store::SqliteUserStore::open(&dir.path().join("auth.db")).unwrap();
     auth::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
+async fn parallel_guesses_cannot_pass_the_login_limit() {
+    let t = spawn_auth().await;
+    t.register("ivan").await;
+    let guesses = (0..12).map(|i| {
+        let body = json!({ "username": "ivan", "password": format!("guess number {i}") });
+        service_kit::testing::http(t.addr, "POST", "/api/auth/login", None, Some(body))
+    });
+    let results = futures_util::future::join_all(guesses).await;
+    let checked = results.iter().filter(|r| r.status == 401).count();
+    let throttled = results.iter().filter(|r| r.status == 429).count();
+    assert_eq!(
+        (checked, throttled),
+        (5, 7),
+        "only the first 5 guesses may be checked"
+    );
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.status == 429)
+            .all(|r| r.headers.contains_key("retry-after"))
+    );
 }

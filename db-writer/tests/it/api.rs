@@ -2,16 +2,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use service_kit::bus::{self, EventBus, InProcessBus};
 use shared_models::{ClientId, Message, MessageId, Timestamp, UserId, UserRegistered};
-use tower::ServiceExt;
 
 struct Api {
-    app: db_writer::DbWriterApp,
+    addr: std::net::SocketAddr,
+    _app: db_writer::DbWriterApp,
     auth: auth::AuthApp,
     bus: Arc<InProcessBus>,
     _dir: tempfile::TempDir,
@@ -45,8 +43,10 @@ async fn spawn_api() -> Api {
     )
     .await
     .unwrap();
+    let addr = service_kit::testing::spawn(app.router()).await;
     Api {
-        app,
+        addr,
+        _app: app,
         auth,
         bus,
         _dir: dir,
@@ -80,24 +80,8 @@ impl Api {
         who: &User,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("authorization", format!("Bearer {}", who.token));
-        let req = match body {
-            Some(b) => req
-                .header("content-type", "application/json")
-                .body(Body::from(b.to_string())),
-            None => req.body(Body::empty()),
-        }
-        .unwrap();
-        let res = self.app.router().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = res.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
+        let res = service_kit::testing::http(self.addr, method, path, Some(&who.token), body).await;
+        (StatusCode::from_u16(res.status).unwrap(), res.json())
     }
 }
 

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
-use socket_gateway::testing::WAIT;
+use service_kit::testing::WAIT;
 
 use crate::helpers::*;
 

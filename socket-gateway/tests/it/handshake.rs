@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use socket_gateway::testing::TestClient;
+use service_kit::testing::TestClient;
 
 use crate::helpers::*;
 
@@ -108,4 +108,4 @@ async fn presence_follows_the_first_and_last_socket() {
     assert_eq!(p, json!({ "user": a.id, "online": true }));
 }
 
-use socket_gateway::testing::WAIT;
+use service_kit::testing::WAIT;

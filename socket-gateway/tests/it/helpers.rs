@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use service_kit::bus::{BusError, Durability, EventBus, InProcessBus, Subscription};
+use service_kit::testing::TestClient;
 use service_kit::token::Claims;
 use shared_models::{RoomId, UserId};
 use socket_gateway::cluster::InProcessCluster;
 use socket_gateway::directory::EmbeddedDirectory;
-use socket_gateway::testing::TestClient;
 use socket_gateway::{Gateway, GatewayConfig, GatewayDeps};
 
 /// A bus that can be made to fail publishes, to test error acks.

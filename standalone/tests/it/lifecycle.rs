@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::json;
-use socket_gateway::testing::TestClient;
+use service_kit::testing::TestClient;
 
 use crate::helpers::*;
 

@@ -1,7 +1,7 @@
 //! What a fresh server serves.
 
 use serde_json::json;
-use socket_gateway::testing::{TestClient, WAIT};
+use service_kit::testing::{TestClient, WAIT};
 
 use crate::helpers::*;
 

@@ -1,9 +1,14 @@
-//! A minimal Socket.IO v4 client over a raw WebSocket, for Rust tests.
+//! Test helpers shared by the crates' integration tests (feature `testing`):
+//! [`spawn`] serves a router on port 0, [`http`] is a small HTTP/1 client,
+//! and [`TestClient`] is a minimal Socket.IO v4 client over a raw WebSocket.
 //!
-//! Speaking the wire protocol directly (engine.io v4 framing, Socket.IO
+//! Speaking the Socket.IO wire protocol directly (engine.io v4 framing, Socket.IO
 //! packets `40`, `42`, `43`, `44`) lets tests send exactly the malformed
 //! or oversized packets a browser library never would. The official
 //! `socket.io-client` is exercised by the end-to-end tests.
+
+// Test helpers fail by panicking, like the tests that use them.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -176,5 +181,91 @@ impl TestClient {
     pub fn close(&self) {
         let _ = self.out.send(Ws::text("41"));
         let _ = self.out.send(Ws::Close(None));
+    }
+}
+
+/// Serves `router` on a fresh `127.0.0.1:0` listener until the test ends.
+pub async fn spawn(router: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(crate::serve(listener, router, std::future::pending()));
+    addr
+}
+
+/// An HTTP response, read whole.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: axum::http::HeaderMap,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The body as JSON (`Null` if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or(Value::Null)
+    }
+
+    /// The error code of a `{"error": {"code"}}` body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Sends one request over a new connection: JSON `body` if given, a bearer
+/// `token` if given.
+pub async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Response {
+    let body = body.map(|b| ("application/json", b.to_string().into_bytes()));
+    http_raw(addr, method, path, token, body).await
+}
+
+/// Like [`http`] with any body bytes and content type (malformed-input tests).
+pub async fn http_raw(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> Response {
+    use http_body_util::{BodyExt, Full};
+    let client: hyper_util::client::legacy::Client<_, Full<axum::body::Bytes>> =
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build_http();
+    let mut req = axum::http::Request::builder()
+        .method(method)
+        .uri(format!("http://{addr}{path}"));
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let payload = match body {
+        Some((content_type, bytes)) => {
+            req = req.header("content-type", content_type);
+            axum::body::Bytes::from(bytes)
+        }
+        None => axum::body::Bytes::new(),
+    };
+    let res = client
+        .request(req.body(Full::new(payload)).unwrap())
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.into_body().collect().await.unwrap().to_bytes().to_vec();
+    Response {
+        status,
+        headers,
+        body,
     }
 }
