@@ -23,6 +23,9 @@ use socket_gateway::directory::EmbeddedDirectory;
 use socket_gateway::{Gateway, GatewayConfig, GatewayDeps};
 use tokio::net::TcpListener;
 
+/// How long shutdown waits for in-flight HTTP requests.
+pub const HTTP_DRAIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Largest HTTP request body the JSON APIs accept.
 pub const MAX_HTTP_BODY: usize = 64 * 1024;
 
@@ -178,21 +181,31 @@ impl Application {
             auth: _,
         } = self;
         let gateway = Arc::new(gateway);
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
         let closer = {
             let gateway = gateway.clone();
             tokio::spawn(async move {
                 shutdown.await;
                 tracing::info!("shutting down: disconnecting sockets");
                 gateway.close().await;
-                let _ = stop_http.send(());
+                let _ = stop_http.send(true);
             })
         };
-        service_kit::serve(listener, router, async {
-            let _ = http_stopped.await;
-        })
-        .await
-        .context("HTTP server failed")?;
+        let mut stopping = http_stopped.clone();
+        let server = service_kit::serve(listener, router, async move {
+            let _ = stopping.wait_for(|s| *s).await;
+        });
+        // In-flight requests get a bounded drain: a long-poll whose client
+        // vanished would otherwise hold the shutdown until its ping timeout.
+        let mut stopping = http_stopped;
+        let deadline = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(HTTP_DRAIN).await;
+        };
+        tokio::select! {
+            res = server => res.context("HTTP server failed")?,
+            () = deadline => tracing::warn!("HTTP drain timed out; closing remaining connections"),
+        }
         closer.abort();
         bus.close().await;
         db_writer.drained().await;
