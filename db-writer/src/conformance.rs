@@ -20,7 +20,8 @@ fn user(name: &str) -> UserRef {
     }
 }
 
-fn msg(room: RoomId, seq: u64, sender: UserId) -> Message {
+/// A message for tests: body `message {seq}`, fresh ids, now.
+pub fn sample_message(room: RoomId, seq: u64, sender: UserId) -> Message {
     Message {
         id: MessageId::new(),
         room,
@@ -96,14 +97,14 @@ async fn batches_are_idempotent(s: &dyn ChatStore) {
         .await
         .unwrap();
     let room = s.create_group("idem".into(), a.id, vec![]).await.unwrap();
-    let batch: Vec<Message> = (1..=3).map(|i| msg(room.id, i, a.id)).collect();
+    let batch: Vec<Message> = (1..=3).map(|i| sample_message(room.id, i, a.id)).collect();
     let first = s.write_batch(vec![], batch.clone(), vec![]).await.unwrap();
     assert_eq!((first.inserted, first.duplicates), (3, 0));
     let again = s.write_batch(vec![], batch.clone(), vec![]).await.unwrap();
     assert_eq!((again.inserted, again.duplicates), (0, 3));
     assert!(again.conflicts.is_empty());
     // Another message claiming a taken seq is refused, and the first stays.
-    let intruder = msg(room.id, 2, a.id);
+    let intruder = sample_message(room.id, 2, a.id);
     let intruder_id = intruder.id;
     let clash = s.write_batch(vec![], vec![intruder], vec![]).await.unwrap();
     assert_eq!(
@@ -136,7 +137,7 @@ async fn history_and_after_page_correctly(s: &dyn ChatStore) {
         .await
         .unwrap();
     let room = s.create_group("hist".into(), a.id, vec![]).await.unwrap();
-    let all: Vec<Message> = (1..=10).map(|i| msg(room.id, i, a.id)).collect();
+    let all: Vec<Message> = (1..=10).map(|i| sample_message(room.id, i, a.id)).collect();
     s.write_batch(vec![], all.clone(), vec![]).await.unwrap();
     let seqs = |v: Vec<Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
     assert_eq!(
@@ -166,7 +167,7 @@ async fn receipts_only_move_forward(s: &dyn ChatStore) {
         .create_group("receipts".into(), a.id, vec![b.id])
         .await
         .unwrap();
-    let msgs: Vec<Message> = (1..=4).map(|i| msg(room.id, i, a.id)).collect();
+    let msgs: Vec<Message> = (1..=4).map(|i| sample_message(room.id, i, a.id)).collect();
     s.write_batch(vec![], msgs, vec![]).await.unwrap();
     let rb = |seq| ReceiptRead {
         room: room.id,

@@ -188,19 +188,7 @@ pub mod conformance {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use shared_models::{MessageId, Timestamp};
-
-    fn msg(room: RoomId, seq: u64, sender: UserId) -> Message {
-        Message {
-            id: MessageId::new(),
-            room,
-            seq,
-            sender,
-            body: format!("m{seq}"),
-            ts: Timestamp::now(),
-            client_id: ClientId::new(),
-        }
-    }
+    use db_writer::conformance::sample_message as msg;
 
     /// Runs every check against `state` (a buffer of 3 per room).
     pub async fn run(state: &dyn ClusterState) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use service_kit::bus::{self, EventBus, InProcessBus};
-use shared_models::{ClientId, Message, MessageId, Timestamp, UserId, UserRef, UserRegistered};
+use shared_models::{RoomId, UserId, UserRef, UserRegistered};
 
 async fn app(dir: &std::path::Path, bus: Arc<InProcessBus>) -> db_writer::DbWriterApp {
     let keys = auth::keys::KeySet::load_or_generate(&dir.join("keys")).unwrap();
@@ -21,16 +21,27 @@ async fn app(dir: &std::path::Path, bus: Arc<InProcessBus>) -> db_writer::DbWrit
     .unwrap()
 }
 
-fn message(room: shared_models::RoomId, seq: u64, sender: UserId) -> Message {
-    Message {
-        id: MessageId::new(),
-        room,
-        seq,
-        sender,
-        body: format!("m{seq}"),
-        ts: Timestamp::now(),
-        client_id: ClientId::new(),
-    }
+use db_writer::conformance::sample_message as message;
+
+/// A db-writer on a fresh directory and bus, with one room owned by a user.
+async fn setup() -> (
+    tempfile::TempDir,
+    Arc<InProcessBus>,
+    db_writer::DbWriterApp,
+    UserId,
+    RoomId,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::default());
+    let app = app(dir.path(), bus.clone()).await;
+    let u = UserId::new();
+    let room = app
+        .store()
+        .create_group("r".into(), u, vec![])
+        .await
+        .unwrap()
+        .id;
+    (dir, bus, app, u, room)
 }
 
 #[tokio::test]
@@ -85,22 +96,11 @@ async fn concurrent_publishes_are_batched_and_all_stored() {
 
 #[tokio::test]
 async fn redelivery_is_harmless_and_poison_is_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::default());
-    let app = app(dir.path(), bus.clone()).await;
-    let u = UserId::new();
-    let room = app
-        .store()
-        .create_group("r".into(), u, vec![])
-        .await
-        .unwrap();
-    let m = message(room.id, 1, u);
+    let (_dir, bus, app, u, room) = setup().await;
+    let m = message(room, 1, u);
     bus::publish(bus.as_ref(), "test", m.clone()).await.unwrap();
     bus::publish(bus.as_ref(), "test", m.clone()).await.unwrap();
-    assert_eq!(
-        app.store().history(room.id, None, 10).await.unwrap(),
-        vec![m]
-    );
+    assert_eq!(app.store().history(room, None, 10).await.unwrap(), vec![m]);
 
     let err = bus
         .publish("chat.message.created", b"{not json".to_vec())
@@ -114,13 +114,10 @@ async fn redelivery_is_harmless_and_poison_is_dead_lettered() {
     );
     assert_eq!(bus.dead_letters().len(), 2);
     // The consumer is still alive after poison.
-    bus::publish(bus.as_ref(), "test", message(room.id, 2, u))
+    bus::publish(bus.as_ref(), "test", message(room, 2, u))
         .await
         .unwrap();
-    assert_eq!(
-        app.store().history(room.id, None, 10).await.unwrap().len(),
-        2
-    );
+    assert_eq!(app.store().history(room, None, 10).await.unwrap().len(), 2);
 }
 
 #[tokio::test]
@@ -155,26 +152,18 @@ async fn committed_data_survives_a_restart() {
 
 #[tokio::test]
 async fn a_message_clashing_with_a_stored_seq_is_refused_not_acked() {
-    let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::default());
-    let app = app(dir.path(), bus.clone()).await;
-    let u = UserId::new();
-    let room = app
-        .store()
-        .create_group("r".into(), u, vec![])
-        .await
-        .unwrap();
-    let first = message(room.id, 1, u);
+    let (_dir, bus, app, u, room) = setup().await;
+    let first = message(room, 1, u);
     bus::publish(bus.as_ref(), "test", first.clone())
         .await
         .unwrap();
-    let clash = bus::publish(bus.as_ref(), "test", message(room.id, 1, u)).await;
+    let clash = bus::publish(bus.as_ref(), "test", message(room, 1, u)).await;
     assert!(
         clash.is_err(),
         "a message that was not stored must not be confirmed"
     );
     assert_eq!(
-        app.store().history(room.id, None, 10).await.unwrap(),
+        app.store().history(room, None, 10).await.unwrap(),
         vec![first]
     );
 }
