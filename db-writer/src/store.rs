@@ -151,6 +151,24 @@ impl SqliteChatStore {
         })
     }
 
+    /// A page of a room's messages: `sql` takes the room, a seq bound and a limit.
+    async fn page(
+        &self,
+        sql: &'static str,
+        room: RoomId,
+        seq: i64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
+        Ok(self
+            .db
+            .read(move |c| {
+                let mut stmt = c.prepare_cached(sql)?;
+                stmt.query_map(params![room.to_string(), seq, limit], message_from_row)?
+                    .collect()
+            })
+            .await?)
+    }
+
     /// Runs a membership statement over `(room, user)` and returns the room after.
     async fn change_member(
         &self,
@@ -501,16 +519,10 @@ impl ChatStore for SqliteChatStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        Ok(self
-            .db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3"
-                ))?;
-                let before = before.map_or(i64::MAX, to_i64);
-                stmt.query_map(params![room.to_string(), before, limit], message_from_row)?.collect()
-            })
-            .await?)
+        const SQL: &str = "SELECT id, room, seq, sender, body, ts, client_id FROM messages
+                           WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
+        self.page(SQL, room, before.map_or(i64::MAX, to_i64), limit)
+            .await
     }
 
     async fn after(
@@ -519,15 +531,9 @@ impl ChatStore for SqliteChatStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        Ok(self
-            .db
-            .read(move |c| {
-                let mut stmt = c.prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLS} FROM messages WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3"
-                ))?;
-                stmt.query_map(params![room.to_string(), to_i64(after), limit], message_from_row)?.collect()
-            })
-            .await?)
+        const SQL: &str = "SELECT id, room, seq, sender, body, ts, client_id FROM messages
+                           WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3";
+        self.page(SQL, room, to_i64(after), limit).await
     }
 
     async fn by_client_id(

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { api } from './lib/server.mjs';
 import {
-  TRANSPORTS, TS_RE, ack, assertAckError, assertContiguous, assertHttpError, assertKeys, assertServerHealthy, claimsFor,
+  TRANSPORTS, aliceAndBobInARoom, TS_RE, ack, assertAckError, assertContiguous, assertHttpError, assertKeys, assertServerHealthy, claimsFor,
   connectError, createRoom, mark, postRaw, decodeJwt, forgeJwt, joinOk, logged, login, myRoomEntry, newUser,
   randomUUID, send, sendOk, sleep, waitFor, waitForLogged, waitUntil, withServer,
 } from './lib/client.mjs';
@@ -144,13 +144,7 @@ for (const transport of TRANSPORTS) {
   describe(`bad events over ${transport}`, () => {
     it('unknown events and malformed message:send payloads are refused; nothing changes', async () => {
       await withServer({}, async (ctx) => {
-        const A = await newUser(ctx.url, 'alice');
-        const B = await newUser(ctx.url, 'bob');
-        const room = await createRoom(ctx.url, A, [B]);
-        const a = await ctx.connect(A.access_token, transport);
-        const b = await ctx.connect(B.access_token, transport);
-        await joinOk(a, room.id);
-        await joinOk(b, room.id);
+        const { A, B, room, a, b } = await aliceAndBobInARoom(ctx, transport);
         const since = mark(b);
 
         assertAckError(await ack(a, 'no:such:event', { room: room.id }), 'unknown_event', 'unknown event');

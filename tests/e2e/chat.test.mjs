@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { io } from 'socket.io-client';
 import { api } from './lib/server.mjs';
 import {
-  TRANSPORTS, UUID_RE, ack, assertAckError, assertHttpError, assertKeys, assertMessage, assertRoom,
+  TRANSPORTS, aliceAndBobInARoom, UUID_RE, ack, assertAckError, assertHttpError, assertKeys, assertMessage, assertRoom,
   connect, createRoom, decodeJwt, expectNoEvent, joinOk, logged, login, myRoomEntry, newUser, randomUUID, send, sendOk,
   waitFor, waitForLogged, waitUntil, withServer,
 } from './lib/client.mjs';
@@ -101,13 +101,7 @@ for (const transport of TRANSPORTS) {
 
     it('typing is relayed to the others and turns itself off after 5 s; true updates are throttled', async () => {
       await withServer({}, async (ctx) => {
-        const A = await newUser(ctx.url, 'alice');
-        const B = await newUser(ctx.url, 'bob');
-        const room = await createRoom(ctx.url, A, [B]);
-        const a = await ctx.connect(A.access_token, transport);
-        const b = await ctx.connect(B.access_token, transport);
-        await joinOk(a, room.id);
-        await joinOk(b, room.id);
+        const { A, B, room, a, b } = await aliceAndBobInARoom(ctx, transport);
 
         const on = waitFor(b, 'typing', (p) => p?.typing === true);
         const t0 = Date.now();
@@ -145,13 +139,7 @@ for (const transport of TRANSPORTS) {
 
     it('read receipts: ack, relay to others, never backwards, unread counts in GET /api/rooms', async () => {
       await withServer({}, async (ctx) => {
-        const A = await newUser(ctx.url, 'alice');
-        const B = await newUser(ctx.url, 'bob');
-        const room = await createRoom(ctx.url, A, [B]);
-        const a = await ctx.connect(A.access_token, transport);
-        const b = await ctx.connect(B.access_token, transport);
-        await joinOk(a, room.id);
-        await joinOk(b, room.id);
+        const { A, B, room, a, b } = await aliceAndBobInARoom(ctx, transport);
         for (let i = 1; i <= 4; i++) await sendOk(a, room.id, `m${i}`);
 
         let bEntry = await myRoomEntry(ctx.url, B, room.id);

@@ -286,6 +286,21 @@ export async function createRoom(url, owner, members = [], name = `room-${Math.r
   return res.body;
 }
 
+/**
+ * The usual cast: alice and bob registered, a room of theirs, one socket
+ * each over `transport`, both joined.
+ */
+export async function aliceAndBobInARoom(ctx, transport) {
+  const A = await newUser(ctx.url, 'alice');
+  const B = await newUser(ctx.url, 'bob');
+  const room = await createRoom(ctx.url, A, [B]);
+  const a = await ctx.connect(A.access_token, transport);
+  const b = await ctx.connect(B.access_token, transport);
+  await joinOk(a, room.id);
+  await joinOk(b, room.id);
+  return { A, B, room, a, b };
+}
+
 /** My entry for `roomId` in GET /api/rooms. */
 export async function myRoomEntry(url, session, roomId) {
   const res = await api(url, 'GET', '/api/rooms', { token: session.access_token });
