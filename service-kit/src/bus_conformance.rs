@@ -39,9 +39,13 @@ async fn publish_completes_after_the_consumer_acks(bus: Arc<dyn EventBus>) {
         .unwrap();
     assert_eq!(d.routing_key, "t.msg.created");
     assert_eq!(&*d.payload, b"{\"n\":1}");
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // An absence check: with the delivery unsettled, the publish must not
+    // complete however long we look.
+    let mut publisher = publisher;
     assert!(
-        !publisher.is_finished(),
+        tokio::time::timeout(Duration::from_millis(50), &mut publisher)
+            .await
+            .is_err(),
         "publish must wait for the consumer's ack"
     );
     d.settle(Settle::Ack).await;

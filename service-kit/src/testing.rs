@@ -269,3 +269,14 @@ pub async fn http_raw(
         body,
     }
 }
+
+/// Asserts a service at `addr` answers `/healthz` and `/readyz` with 200 and
+/// `/metrics` with Prometheus text.
+pub async fn assert_ops_endpoints(addr: std::net::SocketAddr) {
+    assert_eq!(http(addr, "GET", "/healthz", None, None).await.status, 200);
+    assert_eq!(http(addr, "GET", "/readyz", None, None).await.status, 200);
+    let metrics = http(addr, "GET", "/metrics", None, None).await;
+    assert_eq!(metrics.status, 200);
+    let content_type = metrics.headers["content-type"].to_str().unwrap();
+    assert!(content_type.starts_with("text/plain"), "{content_type}");
+}

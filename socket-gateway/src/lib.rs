@@ -394,9 +394,9 @@ async fn expiry_watch(s: SocketRef, ctx: Arc<SocketCtx>) {
         if exp_ms <= now {
             if s.connected() {
                 tracing::info!(sid = %s.id, user = %ctx.user, "access token expired, disconnecting");
+                // Queued on the same transport before the disconnect packet,
+                // so the client reads it first.
                 let _ = s.emit("auth:expired", &json!({}));
-                // Let the event leave before the close frame.
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 let _ = s.disconnect();
             }
             return;

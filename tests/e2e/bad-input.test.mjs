@@ -532,15 +532,14 @@ describe('raw malformed Socket.IO traffic', () => {
       ];
       for (const g of garbage) if (w3.readyState === WebSocket.OPEN) w3.send(g);
       if (w3.readyState === WebSocket.OPEN) w3.send(Buffer.from([0xff, 0xfe, 0x00, 0x42, 0x13]));
-      await sleep(500); // let the server chew on it
-      w3.terminate();
+      // The server drops a connection that speaks garbage.
+      await waitUntil(() => w3.readyState === WebSocket.CLOSED, 5000, 'the server to close the garbage connection');
 
       // Garbage before any Socket.IO CONNECT.
       const w4 = await openRaw(ctx.url);
       await nextFrame(w4, (f) => f.startsWith('0'));
       for (const g of ['42["message:send",{}]', '4garbage', '40garbage', '40[1,2]', '40"str"', '\u0000\u0001']) if (w4.readyState === WebSocket.OPEN) w4.send(g);
-      await sleep(300);
-      w4.terminate();
+      await waitUntil(() => w4.readyState === WebSocket.CLOSED, 5000, 'the server to close the garbage connection');
 
       // A frame over 1 MiB closes the connection at the transport level.
       const w5 = await openRaw(ctx.url);
