@@ -6,6 +6,7 @@
 //! - [`token`]: access-token verification (every service verifies locally).
 //! - [`config`]: environment reading through a trait, so tests never `set_var`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
+//! - [`presence`]: read access to who is online in the cluster.
 //! - [`sqlite`]: the embedded database plumbing.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
 //! - `testing` (feature `testing`): helpers for the crates' integration tests.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod ops;
+pub mod presence;
 pub mod shutdown;
 pub mod sqlite;
 pub mod telemetry;

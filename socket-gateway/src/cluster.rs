@@ -49,6 +49,19 @@ pub trait ClusterState: Send + Sync + 'static {
     async fn is_online(&self, user: UserId) -> Result<bool, ClusterError>;
 }
 
+/// Any cluster state answers presence questions for other services.
+pub struct ClusterPresence(pub std::sync::Arc<dyn ClusterState>);
+
+#[async_trait]
+impl service_kit::presence::PresenceView for ClusterPresence {
+    async fn is_online(&self, user: UserId) -> Result<bool, service_kit::presence::PresenceError> {
+        self.0
+            .is_online(user)
+            .await
+            .map_err(|e| service_kit::presence::PresenceError(e.0))
+    }
+}
+
 #[derive(Default)]
 struct RoomLog {
     last_seq: u64,
