@@ -30,6 +30,7 @@ pub fn sample_message(room: RoomId, seq: u64, sender: UserId) -> Message {
         body: format!("message {seq}"),
         ts: Timestamp::now(),
         client_id: ClientId::new(),
+        attachments: vec![],
     }
 }
 

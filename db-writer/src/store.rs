@@ -219,6 +219,7 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         body: row.get(4)?,
         ts: Timestamp::from_millis(row.get(5)?),
         client_id: conv::<ClientId>(6, row.get(6)?)?,
+        attachments: vec![],
     })
 }
 

@@ -1,18 +1,68 @@
-//! The notifier process: `PARLEY_NOTIFIER_ADDR` (default 127.0.0.1:8083).
+//! The notifier process.
+//!
+//! Configuration: `PARLEY_NOTIFIER_ADDR` (default 127.0.0.1:8083),
+//! `PARLEY_DATA_DIR` (default `./data`) and the `PARLEY_VAPID_*` /
+//! `PARLEY_PUSH_*` settings of [`notifier::NotifierConfig`]. Tokens are
+//! verified with the JWKS in `<data dir>/jwks.json`.
+
+use std::sync::Arc;
 
 use anyhow::Context;
+use async_trait::async_trait;
+use service_kit::bus::{EventBus, InProcessBus};
 use service_kit::config::{Env, SystemEnv};
+use service_kit::ops::Ops;
+use service_kit::presence::{PresenceError, PresenceView};
+use service_kit::token::{Jwks, Verifier};
+use shared_models::UserId;
+
+/// Until the production presence (Redis) is wired in, nobody is known to
+/// be online: everyone with a subscription gets the push.
+struct NobodyOnline;
+
+#[async_trait]
+impl PresenceView for NobodyOnline {
+    async fn is_online(&self, _user: UserId) -> Result<bool, PresenceError> {
+        Ok(false)
+    }
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let env = SystemEnv;
     service_kit::telemetry::init(&env)?;
     let addr = env.string_or("PARLEY_NOTIFIER_ADDR", "127.0.0.1:8083");
+    let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
+    let config = notifier::NotifierConfig::from_env(&env, data_dir.clone())?;
+    let jwks_path = data_dir.join("jwks.json");
+    let jwks: Jwks = serde_json::from_slice(
+        &std::fs::read(&jwks_path)
+            .with_context(|| format!("cannot read {}", jwks_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a JWKS", jwks_path.display()))?;
+    let verifier = Arc::new(Verifier::from_jwks(&jwks).context("invalid JWKS")?);
+    let registry = prometheus::Registry::new();
+    // The production bus (RabbitMQ) and presence (Redis) arrive with the
+    // distributed deployment.
+    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
+    let deps = notifier::NotifierDeps {
+        bus: bus.clone(),
+        verifier,
+        presence: Arc::new(NobodyOnline),
+    };
+    let app = notifier::NotifierApp::build(config, deps, &registry).await?;
+    let ops = Ops::new(registry.clone()).check(app.ready_check());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     tracing::info!(addr = %listener.local_addr()?, "notifier listening");
-    let router = notifier::ops_router(prometheus::Registry::new());
-    service_kit::serve(listener, router, service_kit::shutdown::signal()).await?;
+    service_kit::serve(
+        listener,
+        service_kit::ops::with_error_handling(app.router().merge(ops.router()), &registry),
+        service_kit::shutdown::signal(),
+    )
+    .await?;
+    bus.close().await;
+    app.drained().await;
     Ok(())
 }

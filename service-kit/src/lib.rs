@@ -7,7 +7,8 @@
 //! - [`config`]: environment reading through a trait, so tests never `set_var`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`presence`]: read access to who is online in the cluster.
-//! - [`sqlite`]: the embedded database plumbing.
+//! - [`sqlite`]: the embedded database plumbing; `mongo` (feature `mongo`):
+//!   the production database's.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
 //! - `testing` (feature `testing`): helpers for the crates' integration tests.
 //!
@@ -18,6 +19,8 @@ pub mod bus_conformance;
 pub mod config;
 pub mod error;
 pub mod http;
+#[cfg(feature = "mongo")]
+pub mod mongo;
 pub mod ops;
 pub mod presence;
 pub mod shutdown;

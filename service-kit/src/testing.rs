@@ -10,6 +10,11 @@
 // Test helpers fail by panicking, like the tests that use them.
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "mongo")]
+mod backends;
+#[cfg(feature = "mongo")]
+pub use backends::*;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

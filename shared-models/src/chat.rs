@@ -21,6 +21,9 @@ pub struct Message {
     pub ts: Timestamp,
     /// The sender's idempotency key.
     pub client_id: ClientId,
+    /// Files attached to the message (absent on the wire when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::file::Attachment>,
 }
 
 /// Group room or direct conversation.

@@ -32,6 +32,10 @@ pub enum ErrorCode {
     PayloadTooLarge,
     RateLimited,
     TooManyRooms,
+    /// A message names a file that is missing or belongs to another room.
+    AttachmentInvalid,
+    /// An upload's content type (sniffed from its bytes) is not allowed.
+    UnsupportedMediaType,
     Unavailable,
     Internal,
 }
@@ -61,6 +65,8 @@ impl ErrorCode {
             ErrorCode::PayloadTooLarge => "payload_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::TooManyRooms => "too_many_rooms",
+            ErrorCode::AttachmentInvalid => "attachment_invalid",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
         }
@@ -77,7 +83,8 @@ impl ErrorCode {
             | ErrorCode::InvalidSeq
             | ErrorCode::UnknownUser
             | ErrorCode::UnknownEvent
-            | ErrorCode::TooManyRooms => 400,
+            | ErrorCode::TooManyRooms
+            | ErrorCode::AttachmentInvalid => 400,
             ErrorCode::Unauthorized
             | ErrorCode::TokenMissing
             | ErrorCode::TokenInvalid
@@ -89,6 +96,7 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::UsernameTaken => 409,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UnsupportedMediaType => 415,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,

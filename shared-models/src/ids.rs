@@ -75,6 +75,10 @@ uuid_id!(
     /// The id a client picks for a message and reuses on retry (idempotency key).
     ClientId
 );
+uuid_id!(
+    /// An uploaded file's id, assigned by file-service.
+    FileId
+);
 
 /// A username: 3–32 characters of `a-z A-Z 0-9 _ . -`.
 ///

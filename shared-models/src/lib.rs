@@ -8,10 +8,12 @@
 //! - [`chat`]: messages, rooms and the events that change them.
 //! - [`envelope`]: the bus envelope `{v, event, id, ts, source, data}`.
 //! - [`error`]: the one error shape and its codes.
+//! - [`file`]: attachments on messages.
 
 pub mod chat;
 pub mod envelope;
 pub mod error;
+pub mod file;
 pub mod ids;
 
 pub use chat::{
@@ -19,4 +21,5 @@ pub use chat::{
 };
 pub use envelope::{Envelope, EventData, EventKind};
 pub use error::{ErrorBody, ErrorCode};
-pub use ids::{ClientId, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, Username};
+pub use file::Attachment;
+pub use ids::{ClientId, FileId, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, Username};

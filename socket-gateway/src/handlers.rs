@@ -330,6 +330,7 @@ impl Inner {
             body: body.into_inner(),
             ts: Timestamp::now(),
             client_id: req.client_id,
+            attachments: vec![],
         };
         if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, message.clone()).await {
             tracing::warn!(error = %err, room = %req.room, "message not durable, refusing");

@@ -238,6 +238,7 @@ async fn history_pages_newest_first_with_unread_counts() {
             body: format!("m{seq}"),
             ts: Timestamp::now(),
             client_id: ClientId::new(),
+            attachments: vec![],
         };
         bus::publish(api.bus.as_ref(), "test", m).await.unwrap();
     }

@@ -1,0 +1,3 @@
+//! Transfer benchmark (placeholder while the service is written).
+
+fn main() {}

@@ -1,0 +1,24 @@
+//! Files attached to messages.
+//!
+//! file-service owns the objects and their metadata; a message carries a
+//! copy of each attachment's metadata so that history never needs a second
+//! look-up to show it.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::ids::FileId;
+
+/// A file attached to a message, as every client sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// The file's id (`GET /api/files/{id}` downloads it).
+    pub id: FileId,
+    /// The sanitised file name.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The content type sniffed from the bytes at upload.
+    pub content_type: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+}
