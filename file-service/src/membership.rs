@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use service_kit::bus::{Delivery, Settle, Subscription};
+use service_kit::bus::{Settle, Subscription};
 use shared_models::{Envelope, EventKind, MemberChanged};
 
 use crate::meta::{FileMetaStore, MetaError};
@@ -27,15 +27,15 @@ enum Outcome {
     Failed(MetaError),
 }
 
-async fn apply(store: &dyn FileMetaStore, d: &Delivery) -> Outcome {
-    let kind = EventKind::parse(&d.routing_key);
+async fn apply(store: &dyn FileMetaStore, routing_key: &str, payload: &[u8]) -> Outcome {
+    let kind = EventKind::parse(routing_key);
     let added = match kind {
         Some(EventKind::MemberAdded) => true,
         Some(EventKind::MemberRemoved) => false,
         // Bound by a wider pattern somewhere: not ours.
         _ => return Outcome::Done,
     };
-    let ev = match Envelope::<MemberChanged>::from_slice(&d.payload) {
+    let ev = match Envelope::<MemberChanged>::from_slice(payload) {
         Ok(env) => env.data,
         Err(e) => return Outcome::Unparseable(e.to_string()),
     };
@@ -54,7 +54,8 @@ async fn apply(store: &dyn FileMetaStore, d: &Delivery) -> Outcome {
 pub async fn run(mut sub: Subscription, store: Arc<dyn FileMetaStore>) {
     let mut backoff = Duration::from_millis(50);
     while let Some(d) = sub.next().await {
-        match apply(store.as_ref(), &d).await {
+        let (key, payload) = (d.routing_key.clone(), d.payload.clone());
+        match apply(store.as_ref(), &key, &payload).await {
             Outcome::Done => {
                 backoff = Duration::from_millis(50);
                 d.settle(Settle::Ack).await;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
-use service_kit::bus::{Delivery, Settle, Subscription};
+use service_kit::bus::{Settle, Subscription};
 use service_kit::presence::PresenceView;
 use shared_models::{Envelope, EventKind, MemberChanged, Message, MessageId, UserId};
 
@@ -224,7 +224,9 @@ pub async fn handle_message(ctx: &Context, m: &Message) -> Result<usize, String>
 pub async fn run(mut sub: Subscription, ctx: Arc<Context>) {
     let mut backoff = Duration::from_millis(50);
     while let Some(d) = sub.next().await {
-        let how = handle(&ctx, &d).await;
+        // Only the bytes cross the awaits (a delivery's acker is not `Sync`).
+        let (key, payload) = (d.routing_key.clone(), d.payload.clone());
+        let how = handle(&ctx, &key, &payload).await;
         if how == Settle::Requeue {
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -236,11 +238,11 @@ pub async fn run(mut sub: Subscription, ctx: Arc<Context>) {
     tracing::info!("notifier consumer stopped");
 }
 
-async fn handle(ctx: &Context, d: &Delivery) -> Settle {
-    match EventKind::parse(&d.routing_key) {
+async fn handle(ctx: &Context, routing_key: &str, payload: &[u8]) -> Settle {
+    match EventKind::parse(routing_key) {
         Some(EventKind::MemberAdded | EventKind::MemberRemoved) => {
-            let Ok(change) = Envelope::<MemberChanged>::from_slice(&d.payload) else {
-                tracing::error!(routing_key = %d.routing_key, "unparseable membership event, dead-lettering");
+            let Ok(change) = Envelope::<MemberChanged>::from_slice(payload) else {
+                tracing::error!(routing_key = %routing_key, "unparseable membership event, dead-lettering");
                 return Settle::DeadLetter;
             };
             match ctx.store.put_room(&change.data.room).await {
@@ -253,8 +255,8 @@ async fn handle(ctx: &Context, d: &Delivery) -> Settle {
             }
         }
         Some(EventKind::MessageCreated) => {
-            let Ok(env) = Envelope::<Message>::from_slice(&d.payload) else {
-                tracing::error!(routing_key = %d.routing_key, "unparseable message event, dead-lettering");
+            let Ok(env) = Envelope::<Message>::from_slice(payload) else {
+                tracing::error!(routing_key = %routing_key, "unparseable message event, dead-lettering");
                 return Settle::DeadLetter;
             };
             if let Err(e) = handle_message(ctx, &env.data).await {

@@ -10,17 +10,32 @@ use std::time::Duration;
 
 use crate::bus::{Durability, EventBus, Settle};
 
+/// When a publish counts as durable, which differs by implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durable {
+    /// Once every durable consumer committed it (the in-process bus, which
+    /// has no storage of its own); a dead-lettered event fails the publish.
+    OnConsumerAck,
+    /// Once the broker confirmed it (RabbitMQ); a dead-lettered event goes
+    /// to the dead-letter queue.
+    OnBrokerConfirm,
+}
+
 /// Runs every check against buses made by `make` (one per check, since
 /// some checks close their bus); panics on the first failure.
-pub async fn run<F, Fut>(make: F)
+pub async fn run<F, Fut>(make: F, durable: Durable)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Arc<dyn EventBus>>,
 {
-    publish_completes_after_the_consumer_acks(make().await).await;
+    if durable == Durable::OnConsumerAck {
+        publish_completes_after_the_consumer_acks(make().await).await;
+        dead_lettered_events_fail_the_publish(make().await).await;
+    }
     routing_follows_bindings(make().await).await;
     requeued_events_come_back(make().await).await;
-    dead_lettered_events_fail_the_publish(make().await).await;
+    dead_lettered_events_are_not_redelivered(make().await).await;
+    events_wait_in_a_durable_queue_without_consumer(make().await).await;
     close_drains_then_ends_subscriptions(make().await).await;
 }
 
@@ -82,10 +97,6 @@ async fn routing_follows_bindings(bus: Arc<dyn EventBus>) {
     bus.publish("auth.user.registered", b"{}".to_vec())
         .await
         .unwrap();
-    // Bound by nobody: accepted and dropped, like an unroutable message.
-    bus.publish("other.thing.happened", b"{}".to_vec())
-        .await
-        .unwrap();
     let got = tokio::time::timeout(Duration::from_secs(5), consumer)
         .await
         .unwrap()
@@ -128,6 +139,72 @@ async fn dead_lettered_events_fail_the_publish(bus: Arc<dyn EventBus>) {
         }
     });
     assert!(bus.publish("d.x", b"poison".to_vec()).await.is_err());
+}
+
+async fn dead_lettered_events_are_not_redelivered(bus: Arc<dyn EventBus>) {
+    let mut sub = bus
+        .subscribe("conf-poison", &["p.#"], Durability::Durable)
+        .await
+        .unwrap();
+    let consumer = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        while let Some(d) = sub.next().await {
+            let body = d.payload.to_vec();
+            let poison = body == b"poison";
+            d.settle(if poison { Settle::DeadLetter } else { Settle::Ack })
+                .await;
+            seen.push(body);
+            if !poison {
+                return seen;
+            }
+        }
+        seen
+    });
+    // The in-process bus refuses the poison publish; a broker confirms it.
+    let _ = bus.publish("p.x", b"poison".to_vec()).await;
+    bus.publish("p.x", b"fine".to_vec()).await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), consumer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen, vec![b"poison".to_vec(), b"fine".to_vec()]);
+}
+
+async fn events_wait_in_a_durable_queue_without_consumer(bus: Arc<dyn EventBus>) {
+    let sub = bus
+        .subscribe("conf-wait", &["w.#"], Durability::Durable)
+        .await
+        .unwrap();
+    drop(sub);
+    // Nobody consumes now: the broker keeps the event for the next consumer;
+    // the in-process bus, which cannot keep it, refuses it.
+    let kept = tokio::time::timeout(
+        Duration::from_secs(5),
+        bus.publish("w.x", b"later".to_vec()),
+    )
+    .await
+    .unwrap()
+    .is_ok();
+    let mut again = bus
+        .subscribe("conf-wait", &["w.#"], Durability::Durable)
+        .await
+        .unwrap();
+    if kept {
+        let d = tokio::time::timeout(Duration::from_secs(5), again.next())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*d.payload, b"later");
+        d.settle(Settle::Ack).await;
+    }
+    let consumer = tokio::spawn(async move {
+        let d = again.next().await.unwrap();
+        let body = d.payload.to_vec();
+        d.settle(Settle::Ack).await;
+        body
+    });
+    bus.publish("w.x", b"now".to_vec()).await.unwrap();
+    assert_eq!(consumer.await.unwrap(), b"now");
 }
 
 async fn close_drains_then_ends_subscriptions(bus: Arc<dyn EventBus>) {

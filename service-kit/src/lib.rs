@@ -1,6 +1,7 @@
 //! What every Parley service shares, so that it is said once.
 //!
-//! - [`bus`]: the event-bus port and its embedded implementation.
+//! - [`bus`]: the event-bus port and its embedded implementation; `amqp`
+//!   (feature `amqp`): the RabbitMQ one.
 //! - [`error`]: the HTTP error type (`{"error": {code, message}}`).
 //! - [`http`]: extractors for JSON bodies and the authenticated user.
 //! - [`token`]: access-token verification (every service verifies locally).
@@ -14,6 +15,8 @@
 //!
 //! Invariant: nothing here knows about a particular service's data.
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 pub mod bus;
 pub mod bus_conformance;
 pub mod config;

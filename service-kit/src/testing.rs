@@ -10,9 +10,7 @@
 // Test helpers fail by panicking, like the tests that use them.
 #![allow(clippy::unwrap_used)]
 
-#[cfg(feature = "mongo")]
 mod backends;
-#[cfg(feature = "mongo")]
 pub use backends::*;
 
 use std::collections::HashMap;

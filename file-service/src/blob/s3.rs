@@ -316,16 +316,20 @@ impl BlobStore for S3BlobStore {
 }
 
 impl S3BlobStore {
-    /// Multipart uploads still open in the bucket (tests check that a
-    /// failed upload was aborted).
-    pub async fn open_multipart_uploads(&self) -> Result<usize, BlobError> {
+    /// The keys in the bucket (tests check that failed uploads left none;
+    /// first page only, which is all a test bucket has).
+    pub async fn keys(&self) -> Result<Vec<String>, BlobError> {
         let out = self
             .client
-            .list_multipart_uploads()
+            .list_objects_v2()
             .bucket(&self.bucket)
             .send()
             .await
             .map_err(BlobError::backend)?;
-        Ok(out.uploads().len())
+        Ok(out
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_owned))
+            .collect())
     }
 }

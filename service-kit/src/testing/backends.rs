@@ -4,7 +4,9 @@
 //! `scripts/setup-test-deps`); MongoDB is the `nx-27017` wire-protocol
 //! server, shared through `PARLEY_TEST_MONGODB_URI` or started here.
 
+#[cfg(feature = "mongo")]
 use std::path::{Path, PathBuf};
+#[cfg(feature = "mongo")]
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -31,6 +33,26 @@ pub fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Polls `probe` every 20 ms until it returns `Some`, or `within` passed
+/// (then `None`): for conditions another process brings about.
+pub async fn wait_until<T, F, Fut>(within: Duration, mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(feature = "mongo")]
 /// An `nx-27017` server this test controls (for tests that stop and
 /// restart the database). It dies with the test process.
 pub struct MongoServer {
@@ -39,6 +61,7 @@ pub struct MongoServer {
     child: Option<std::process::Child>,
 }
 
+#[cfg(feature = "mongo")]
 impl MongoServer {
     /// Starts a server keeping its databases as files under `dir`, so a
     /// restart keeps the data.
@@ -73,12 +96,14 @@ impl MongoServer {
     }
 }
 
+#[cfg(feature = "mongo")]
 impl Drop for MongoServer {
     fn drop(&mut self) {
         self.stop();
     }
 }
 
+#[cfg(feature = "mongo")]
 /// Starts `nx-27017` on `port` with `data` (`memory` or a directory). A
 /// watcher shell kills it when this test process exits, whatever the way.
 fn spawn_nx(port: u16, data: &str) -> std::process::Child {
@@ -100,6 +125,7 @@ kill $nx 2>/dev/null"#;
         .expect("cannot start nx-27017 (pip install nx-27017==0.8.1; scripts/setup-test-deps does)")
 }
 
+#[cfg(feature = "mongo")]
 async fn wait_for_mongo(uri: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -125,6 +151,7 @@ async fn wait_for_mongo(uri: &str) {
     }
 }
 
+#[cfg(feature = "mongo")]
 /// The shared in-memory MongoDB server of this test run: the one named by
 /// `PARLEY_TEST_MONGODB_URI` (scripts/test starts one), else one started
 /// for this process.
@@ -145,6 +172,7 @@ pub async fn mongo_uri() -> String {
     .clone()
 }
 
+#[cfg(feature = "mongo")]
 /// A fresh, randomly named database on the shared test server.
 pub async fn mongo_database() -> mongodb::Database {
     let cfg = crate::mongo::MongoConfig {

@@ -9,16 +9,68 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use service_kit::bus::{EventBus, InProcessBus};
+use service_kit::amqp::{AmqpBus, AmqpConfig};
+use service_kit::bus::{Durability, EventBus, InProcessBus, Settle};
+use service_kit::bus_conformance::Durable;
+use service_kit::testing;
 use service_kit::ops::{Ops, ReadyCheck};
 use tower::ServiceExt;
 
 #[tokio::test]
 async fn in_process_bus_conforms() {
-    service_kit::bus_conformance::run(|| async {
-        Arc::new(InProcessBus::default()) as Arc<dyn EventBus>
+    service_kit::bus_conformance::run(
+        || async { Arc::new(InProcessBus::default()) as Arc<dyn EventBus> },
+        Durable::OnConsumerAck,
+    )
+    .await;
+}
+
+/// A RabbitMQ bus in a namespace of its own.
+async fn amqp_bus() -> AmqpBus {
+    let cfg = AmqpConfig::new(testing::amqp_url(), testing::unique_name("t"));
+    AmqpBus::connect(cfg).await.unwrap()
+}
+
+#[tokio::test]
+async fn rabbitmq_bus_conforms() {
+    service_kit::bus_conformance::run(
+        || async { Arc::new(amqp_bus().await) as Arc<dyn EventBus> },
+        Durable::OnBrokerConfirm,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn rabbitmq_refuses_unroutable_events() {
+    let bus = amqp_bus().await;
+    let err = bus.publish("nobody.listens", b"{}".to_vec()).await.unwrap_err();
+    assert!(err.to_string().contains("no queue is bound"), "{err}");
+}
+
+#[tokio::test]
+async fn rabbitmq_dead_letters_land_in_the_dead_letter_queue() {
+    let bus = amqp_bus().await;
+    let mut sub = bus.subscribe("q", &["x.#"], Durability::Durable).await.unwrap();
+    bus.publish("x.y", b"poison".to_vec()).await.unwrap();
+    sub.next().await.unwrap().settle(Settle::DeadLetter).await;
+    // The dead-letter queue is an ordinary queue of the namespace.
+    let dead = bus.config().dead_letter();
+    let ns = format!("{}.", bus.config().namespace);
+    let depth = testing::wait_until(std::time::Duration::from_secs(5), || async {
+        bus.queue_depth(dead.strip_prefix(&ns).unwrap())
+            .await
+            .filter(|n| *n == 1)
     })
     .await;
+    assert_eq!(depth, Some(1));
+}
+
+#[tokio::test]
+async fn unreachable_rabbitmq_fails_at_connect() {
+    let port = testing::free_port();
+    let cfg = AmqpConfig::new(format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), "t");
+    let err = AmqpBus::connect(cfg).await.err().unwrap();
+    assert!(format!("{err:#}").contains("unreachable"), "{err:#}");
 }
 
 #[tokio::test]
