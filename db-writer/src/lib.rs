@@ -10,6 +10,7 @@
 pub mod conformance;
 pub mod consumer;
 pub mod metrics;
+pub mod mongo;
 pub mod routes;
 pub mod store;
 

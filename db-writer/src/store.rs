@@ -20,6 +20,9 @@ pub enum StoreError {
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] DbError),
+    /// MongoDB failed.
+    #[error("mongodb: {0}")]
+    Mongo(String),
 }
 
 /// A member's positions in a room.

@@ -126,7 +126,9 @@ mod tests {
         assert_eq!(content_type(b"\x89PNG\r\n\x1a\n0000", true), "image/png");
         assert_eq!(content_type(b"%PDF-1.7\n", true), "application/pdf");
         assert_eq!(content_type("héllo\nworld".as_bytes(), true), "text/plain");
-        assert_eq!(content_type(b"\x7fELF\x02\x01\x01", true), "application/x-executable");
+        let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
+        elf.resize(64, 0);
+        assert_eq!(content_type(&elf, true), "application/x-executable");
         assert_eq!(content_type(b"\x00\x01\x02\x03", true), "application/octet-stream");
         // A character cut at the end of the window is still text.
         assert_eq!(content_type(&"é".as_bytes()[..1], false), "text/plain");

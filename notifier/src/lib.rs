@@ -8,12 +8,14 @@
 //!   (`web-push`), the HTTP client, retries, dead letters.
 //! - [`vapid`]: the application server key and the per-audience JWT cache.
 //! - [`store`]: the [`store::SubscriptionStore`] port and its SQLite
-//!   implementation; [`conformance`] is the suite every store passes.
+//!   implementation; [`mongo`] the production one; [`conformance`] is the
+//!   suite every store passes.
 
 pub mod config;
 pub mod conformance;
 pub mod consumer;
 pub mod metrics;
+pub mod mongo;
 pub mod push;
 pub mod routes;
 pub mod store;

@@ -18,3 +18,11 @@ async fn sqlite_store_conforms() {
         Arc::new(SqliteChatStore::open(&dir.path().join("chat.db")).unwrap());
     db_writer::conformance::run(store).await;
 }
+
+#[tokio::test]
+async fn mongo_store_conforms() {
+    let db = service_kit::testing::mongo_database().await;
+    let store: Arc<dyn ChatStore> =
+        Arc::new(db_writer::mongo::MongoChatStore::open(db).await.unwrap());
+    db_writer::conformance::run(store).await;
+}

@@ -1,5 +1,15 @@
-//! file-service integration tests: the process shell serves its operations
-//! endpoints on port 0 (the service's own API arrives with its issue).
+//! file-service integration tests: the conformance suites of both ports on
+//! both implementations, the HTTP API on local disk and on a real
+//! S3-compatible server (s3s + s3s-fs in-process, checking signatures),
+//! and the process shell's operations endpoints.
+
+// Tests and their helpers fail by panicking.
+#![allow(clippy::unwrap_used)]
+
+mod api;
+mod conformance;
+mod helpers;
+mod s3;
 
 #[tokio::test]
 async fn serves_health_readiness_and_metrics() {

@@ -72,7 +72,6 @@ pub struct Received {
     pub result: Result<Value, String>,
     pub headers: HeaderMap,
     pub vapid_k: Vec<u8>,
-    pub status: u16,
 }
 
 #[derive(Default)]
@@ -202,7 +201,6 @@ async fn receive(
         result,
         headers: headers.clone(),
         vapid_k,
-        status,
     });
     drop(g);
     notify.notify_waiters();
@@ -340,7 +338,7 @@ pub fn decrypt(sub: &Subscriber, body: &[u8]) -> Result<Vec<u8>, String> {
         .map_err(|_| "hkdf")?;
     let cipher = aes_gcm::Aes128Gcm::new_from_slice(&cek).map_err(|_| "cek")?;
     let mut plain = cipher
-        .decrypt(aes_gcm::Nonce::from_slice(&nonce), ciphertext)
+        .decrypt(&aes_gcm::Nonce::from(nonce), ciphertext)
         .map_err(|_| "body does not decrypt with the subscription's keys")?;
     // Padding: zeros after a 0x02 delimiter (the last record).
     while plain.last() == Some(&0) {

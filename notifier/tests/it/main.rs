@@ -33,6 +33,14 @@ async fn sqlite_store_conforms() {
 }
 
 #[tokio::test]
+async fn mongo_store_conforms() {
+    let db = service_kit::testing::mongo_database().await;
+    let store: Arc<dyn SubscriptionStore> =
+        Arc::new(notifier::mongo::MongoSubscriptionStore::open(db).await.unwrap());
+    notifier::conformance::run(store).await;
+}
+
+#[tokio::test]
 async fn serves_health_readiness_and_metrics() {
     let addr = service_kit::testing::spawn(notifier::ops_router(prometheus::Registry::new())).await;
     service_kit::testing::assert_ops_endpoints(addr).await;
@@ -40,10 +48,10 @@ async fn serves_health_readiness_and_metrics() {
 
 /// Presence the tests set by hand.
 #[derive(Default)]
-pub struct FakePresence(Mutex<HashSet<UserId>>);
+struct FakePresence(Mutex<HashSet<UserId>>);
 
 impl FakePresence {
-    pub fn set(&self, user: UserId, online: bool) {
+    fn set(&self, user: UserId, online: bool) {
         let mut s = self.0.lock().unwrap();
         if online {
             s.insert(user);
@@ -60,24 +68,24 @@ impl PresenceView for FakePresence {
     }
 }
 
-pub struct Harness {
-    pub app: NotifierApp,
-    pub bus: Arc<InProcessBus>,
-    pub auth: auth::AuthApp,
-    pub addr: SocketAddr,
-    pub presence: Arc<FakePresence>,
-    pub registry: prometheus::Registry,
+struct Harness {
+    app: NotifierApp,
+    bus: Arc<InProcessBus>,
+    auth: auth::AuthApp,
+    addr: SocketAddr,
+    presence: Arc<FakePresence>,
+    registry: prometheus::Registry,
     _dir: tempfile::TempDir,
 }
 
-pub struct User {
-    pub id: UserId,
-    pub name: String,
-    pub token: String,
+struct User {
+    id: UserId,
+    name: String,
+    token: String,
 }
 
 /// A notifier on an in-process bus, with fast retries.
-pub async fn harness(allow_http: bool) -> Harness {
+async fn harness(allow_http: bool) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let bus = Arc::new(InProcessBus::default());
     let dyn_bus: Arc<dyn EventBus> = bus.clone();
@@ -94,7 +102,7 @@ pub async fn harness(allow_http: bool) -> Harness {
     config.allow_http = allow_http;
     config.max_attempts = 3;
     config.retry_base = Duration::from_millis(20);
-    config.max_subscriptions_per_user = 3;
+    config.max_subscriptions_per_user = 4;
     let app = NotifierApp::build(
         config,
         NotifierDeps {
@@ -123,7 +131,7 @@ pub async fn harness(allow_http: bool) -> Harness {
 }
 
 impl Harness {
-    pub fn user(&self, name: &str) -> User {
+    fn user(&self, name: &str) -> User {
         let id = UserId::new();
         User {
             id,
@@ -133,7 +141,7 @@ impl Harness {
     }
 
     /// A group room with these members, announced as db-writer would.
-    pub async fn room(&self, name: &str, members: &[&User]) -> RoomId {
+    async fn room(&self, name: &str, members: &[&User]) -> RoomId {
         let id = RoomId::new();
         let mut room = Room {
             id,
@@ -166,7 +174,7 @@ impl Harness {
     }
 
     /// Publishes a message; returns once the notifier has queued its pushes.
-    pub async fn send(&self, room: RoomId, sender: &User, seq: u64, body: &str) -> Message {
+    async fn send(&self, room: RoomId, sender: &User, seq: u64, body: &str) -> Message {
         let m = Message {
             id: MessageId::new(),
             room,
@@ -175,6 +183,7 @@ impl Harness {
             body: body.to_owned(),
             ts: Timestamp::now(),
             client_id: ClientId::new(),
+            attachments: Vec::new(),
         };
         bus::publish(self.bus.as_ref(), "test", m.clone())
             .await
@@ -183,7 +192,7 @@ impl Harness {
     }
 
     /// Registers a subscription through the API; returns its id.
-    pub async fn subscribe(&self, who: &User, sub: &(String, String, String)) -> String {
+    async fn subscribe(&self, who: &User, sub: &(String, String, String)) -> String {
         let res = service_kit::testing::http(
             self.addr,
             "POST",
@@ -199,7 +208,7 @@ impl Harness {
     }
 
     /// A counter's (or a histogram's `_count`) value, from the text format.
-    pub fn metric(&self, name: &str) -> f64 {
+    fn metric(&self, name: &str) -> f64 {
         use prometheus::Encoder;
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()

@@ -121,6 +121,8 @@ kill $nx 2>/dev/null"#;
         .arg(&pid)
         .arg(std::process::id().to_string())
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("cannot start nx-27017 (pip install nx-27017==0.8.1; scripts/setup-test-deps does)")
 }
