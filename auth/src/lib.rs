@@ -13,6 +13,7 @@
 pub mod config;
 pub mod keys;
 pub mod metrics;
+pub mod mongo;
 pub mod routes;
 pub mod service;
 pub mod store;

@@ -74,6 +74,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(ErrorCode::UsernameTaken, "username is taken")
             }
             StoreError::Backend(e) => ApiError::internal(e),
+            e @ StoreError::Mongo(_) => ApiError::internal(e),
         }
     }
 }

@@ -41,6 +41,9 @@ pub enum StoreError {
     /// The backend failed.
     #[error(transparent)]
     Backend(#[from] DbError),
+    /// MongoDB failed.
+    #[error("mongodb: {0}")]
+    Mongo(String),
 }
 
 /// Users and refresh tokens.

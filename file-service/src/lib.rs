@@ -106,7 +106,11 @@ impl FileServiceApp {
     ) -> anyhow::Result<Self> {
         let sub = deps
             .bus
-            .subscribe(membership::QUEUE, &membership::BINDINGS, Durability::Durable)
+            .subscribe(
+                membership::QUEUE,
+                &membership::BINDINGS,
+                Durability::Durable,
+            )
             .await
             .context("cannot subscribe to the event bus")?;
         tokio::spawn(membership::run(sub, meta.clone()));

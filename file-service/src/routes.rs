@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{
+    DefaultBodyLimit, FromRef, FromRequest, Multipart, Path, Query, Request, State,
+};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -96,8 +98,18 @@ fn blob_error(e: BlobError) -> ApiError {
 async fn visible_file(st: &FilesState, id: &str, user: &AuthUser) -> Result<FileMeta, ApiError> {
     let not_found = || ApiError::not_found("file");
     let id: FileId = id.parse().map_err(|_| not_found())?;
-    let meta = st.meta.get(id).await.map_err(meta_error)?.ok_or_else(not_found)?;
-    if !st.meta.is_member(meta.room, user.id).await.map_err(meta_error)? {
+    let meta = st
+        .meta
+        .get(id)
+        .await
+        .map_err(meta_error)?
+        .ok_or_else(not_found)?;
+    if !st
+        .meta
+        .is_member(meta.room, user.id)
+        .await
+        .map_err(meta_error)?
+    {
         return Err(not_found());
     }
     Ok(meta)
@@ -241,7 +253,10 @@ fn tallied<'a>(
             };
             let over = {
                 let Ok(mut t) = tally.lock() else {
-                    return Some((Err(std::io::Error::other("tally poisoned")), (all, tally, true)));
+                    return Some((
+                        Err(std::io::Error::other("tally poisoned")),
+                        (all, tally, true),
+                    ));
                 };
                 t.total += chunk.len() as u64;
                 if t.total > max {
@@ -348,7 +363,8 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn header_value(s: &str) -> HeaderValue {
-    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
+    HeaderValue::from_str(s)
+        .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"))
 }
 
 async fn download(
@@ -398,25 +414,38 @@ async fn download(
             return Ok(res);
         }
     };
-    let read = st.blobs.get(&meta.key(), range).await.map_err(|e| match e {
-        // Metadata without its object: the store lost it; say so in the log.
-        BlobError::NotFound => ApiError::internal(anyhow::anyhow!("object {} missing", meta.id)),
-        e => ApiError::unavailable(e),
-    })?;
-    st.metrics.download(if range.is_some() { "range" } else { "full" });
+    let read = st
+        .blobs
+        .get(&meta.key(), range)
+        .await
+        .map_err(|e| match e {
+            // Metadata without its object: the store lost it; say so in the log.
+            BlobError::NotFound => {
+                ApiError::internal(anyhow::anyhow!("object {} missing", meta.id))
+            }
+            e => ApiError::unavailable(e),
+        })?;
+    st.metrics
+        .download(if range.is_some() { "range" } else { "full" });
     let mut res = Response::new(Body::from_stream(read.body));
     *res.status_mut() = status;
     let h = res.headers_mut();
     h.insert(header::CONTENT_TYPE, header_value(&content_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(read.len));
     h.insert(header::CONTENT_DISPOSITION, header_value(&disposition));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; sandbox"),
     );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, max-age=3600"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=3600"),
+    );
     h.insert(header::ETAG, header_value(&format!("\"{}\"", meta.sha256)));
     if let Some(r) = range {
         h.insert(

@@ -86,11 +86,7 @@ pub fn sanitize_filename(raw: &str) -> String {
         }
         name = format!("{}{ext}", &name[..cut]);
     }
-    if name.is_empty() {
-        "file".into()
-    } else {
-        name
-    }
+    if name.is_empty() { "file".into() } else { name }
 }
 
 /// A `Content-Disposition` value: `inline` or `attachment` with an ASCII
@@ -129,10 +125,16 @@ mod tests {
         let mut elf = b"\x7fELF\x02\x01\x01".to_vec();
         elf.resize(64, 0);
         assert_eq!(content_type(&elf, true), "application/x-executable");
-        assert_eq!(content_type(b"\x00\x01\x02\x03", true), "application/octet-stream");
+        assert_eq!(
+            content_type(b"\x00\x01\x02\x03", true),
+            "application/octet-stream"
+        );
         // A character cut at the end of the window is still text.
         assert_eq!(content_type(&"é".as_bytes()[..1], false), "text/plain");
-        assert_eq!(content_type(&"é".as_bytes()[..1], true), "application/octet-stream");
+        assert_eq!(
+            content_type(&"é".as_bytes()[..1], true),
+            "application/octet-stream"
+        );
     }
 
     #[test]

@@ -111,6 +111,20 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
     }
 }
 
+/// Reads a boolean stored as a BSON boolean or as 0/1 (wire-compatible
+/// servers built on SQLite, such as the test server, answer integers).
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    use mongodb::bson::Bson;
+    match <Bson as serde::Deserialize>::deserialize(d)? {
+        Bson::Boolean(b) => Ok(b),
+        Bson::Int32(n) => Ok(n != 0),
+        Bson::Int64(n) => Ok(n != 0),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a boolean, got {other}"
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

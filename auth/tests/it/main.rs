@@ -408,6 +408,13 @@ async fn sqlite_user_store_conforms() {
 }
 
 #[tokio::test]
+async fn mongo_user_store_conforms() {
+    let db = service_kit::testing::mongo_database().await;
+    let store = auth::mongo::MongoUserStore::open(db).await.unwrap();
+    auth::store::conformance::run(&store).await;
+}
+
+#[tokio::test]
 async fn parallel_guesses_cannot_pass_the_login_limit() {
     let t = spawn_auth().await;
     t.register("ivan").await;

@@ -26,9 +26,11 @@ pub fn chunked(data: Vec<u8>, chunk: usize) -> ByteStream<'static> {
 
 /// `data` followed by a stream error, like a client whose upload broke off.
 pub fn failing(data: Vec<u8>) -> ByteStream<'static> {
-    Box::pin(chunked(data, 64 * 1024).chain(futures_util::stream::once(async {
-        Err(std::io::Error::other("client went away"))
-    })))
+    Box::pin(
+        chunked(data, 64 * 1024).chain(futures_util::stream::once(async {
+            Err(std::io::Error::other("client went away"))
+        })),
+    )
 }
 
 /// Reads a stream whole.
@@ -55,7 +57,10 @@ pub async fn run(store: &dyn BlobStore, ns: &str, big: usize) {
 
 async fn round_trip(store: &dyn BlobStore, key: &str, len: usize) {
     let data = pattern(len);
-    let n = store.put(key, chunked(data.clone(), 100_003)).await.unwrap();
+    let n = store
+        .put(key, chunked(data.clone(), 100_003))
+        .await
+        .unwrap();
     assert_eq!(n, len as u64);
     assert!(store.exists(key).await.unwrap());
     let read = store.get(key, None).await.unwrap();

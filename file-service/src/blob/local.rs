@@ -51,10 +51,7 @@ impl LocalBlobStore {
     }
 }
 
-async fn write_all(
-    file: &mut tokio::fs::File,
-    mut body: ByteStream<'_>,
-) -> Result<u64, BlobError> {
+async fn write_all(file: &mut tokio::fs::File, mut body: ByteStream<'_>) -> Result<u64, BlobError> {
     let mut written = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(BlobError::Body)?;

@@ -197,9 +197,7 @@ impl BlobStore for S3BlobStore {
             .upload_id()
             .ok_or_else(|| BlobError::Backend("no upload id".into()))?
             .to_owned();
-        let result = self
-            .multipart(key, &upload_id, &mut body, buf, carry)
-            .await;
+        let result = self.multipart(key, &upload_id, &mut body, buf, carry).await;
         if result.is_err() {
             // Parts uploaded so far would otherwise be kept (and billed).
             if let Err(err) = self
@@ -228,9 +226,9 @@ impl BlobStore for S3BlobStore {
                 let not_found = err
                     .as_service_error()
                     .is_some_and(aws_sdk_s3::operation::get_object::GetObjectError::is_no_such_key)
-                    || err.raw_response().is_some_and(|r| {
-                        matches!(r.status().as_u16(), 404 | 416)
-                    });
+                    || err
+                        .raw_response()
+                        .is_some_and(|r| matches!(r.status().as_u16(), 404 | 416));
                 return Err(if not_found {
                     BlobError::NotFound
                 } else {
@@ -297,7 +295,11 @@ impl BlobStore for S3BlobStore {
             .await
         {
             Ok(_) => Ok(true),
-            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(err)
+                if err
+                    .raw_response()
+                    .is_some_and(|r| r.status().as_u16() == 404) =>
+            {
                 Ok(false)
             }
             Err(err) => Err(BlobError::backend(err)),

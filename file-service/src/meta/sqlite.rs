@@ -51,8 +51,9 @@ fn parse<T: std::str::FromStr>(i: usize, s: String) -> rusqlite::Result<T>
 where
     T::Err: std::error::Error + Send + Sync + 'static,
 {
-    s.parse()
-        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
 }
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FileMeta> {

@@ -122,14 +122,20 @@ async fn oversize_uploads_get_413_and_leave_nothing() {
         let svc = Service::start(kind, max).await;
         let a = svc.user();
         let room = svc.room(&[&a]).await;
-        let res = svc.upload_raw(&a, room, "big.png", png(9 * MIB as usize)).await;
+        let res = svc
+            .upload_raw(&a, room, "big.png", png(9 * MIB as usize))
+            .await;
         assert_eq!(res.status, 413, "{kind:?}: {:?}", res.json());
         assert_eq!(res.code(), "payload_too_large");
         let res = svc
             .upload_form(&a, room, "big.png", "image/png", &png(max as usize))
             .await;
         assert_eq!(res.status, 413, "{kind:?}: {:?}", res.json());
-        assert_eq!(svc.leftovers().await, (0, 0), "{kind:?}: something left behind");
+        assert_eq!(
+            svc.leftovers().await,
+            (0, 0),
+            "{kind:?}: something left behind"
+        );
         // Exactly the limit is fine.
         let exact = png(max as usize - 16);
         assert_eq!(exact.len() as u64, max);
@@ -161,7 +167,13 @@ async fn disallowed_and_spoofed_types_are_refused() {
 
         // HTML claiming to be an image is HTML, which is not accepted.
         let res = svc
-            .upload_form(&a, room, "evil.png", "image/png", b"<script>alert(1)</script>")
+            .upload_form(
+                &a,
+                room,
+                "evil.png",
+                "image/png",
+                b"<script>alert(1)</script>",
+            )
             .await;
         assert_eq!(res.status, 415, "{kind:?}");
         assert_eq!(svc.leftovers().await, (0, 0));
@@ -169,7 +181,13 @@ async fn disallowed_and_spoofed_types_are_refused() {
         // Text sent as an "image" is stored as what it is, and downloads
         // as an attachment, not inline.
         let res = svc
-            .upload_form(&a, room, "notes.png", "image/png", b"just words, not an image")
+            .upload_form(
+                &a,
+                room,
+                "notes.png",
+                "image/png",
+                b"just words, not an image",
+            )
             .await;
         assert_eq!(res.status, 201);
         assert_eq!(res.json()["content_type"], "text/plain");
@@ -189,7 +207,12 @@ async fn disallowed_and_spoofed_types_are_refused() {
     let svc = Service::start_with(Kind::Local, |c| c.allowed_types = vec!["image/*".into()]).await;
     let a = svc.user();
     let room = svc.room(&[&a]).await;
-    assert_eq!(svc.upload_raw(&a, room, "a.txt", b"hi".to_vec()).await.status, 415);
+    assert_eq!(
+        svc.upload_raw(&a, room, "a.txt", b"hi".to_vec())
+            .await
+            .status,
+        415
+    );
     assert_eq!(svc.upload_raw(&a, room, "a.png", png(10)).await.status, 201);
 }
 
@@ -289,11 +312,15 @@ async fn files_of_other_rooms_do_not_exist_for_strangers() {
             assert_eq!(res.json()["error"]["message"], "file not found");
         }
         assert_eq!(
-            svc.call(&stranger, "DELETE", &format!("/api/files/{id}")).await.status,
+            svc.call(&stranger, "DELETE", &format!("/api/files/{id}"))
+                .await
+                .status,
             404
         );
         // Uploading into a room one is not in: 404 as for no room.
-        let res = svc.upload_raw(&stranger, room, "b.txt", b"x".to_vec()).await;
+        let res = svc
+            .upload_raw(&stranger, room, "b.txt", b"x".to_vec())
+            .await;
         assert_eq!(res.status, 404);
         assert_eq!(
             svc.upload_raw(&stranger, RoomId::new(), "b.txt", b"x".to_vec())
@@ -302,13 +329,19 @@ async fn files_of_other_rooms_do_not_exist_for_strangers() {
             404
         );
         // Without a token: 401.
-        let res = crate::helpers::request(svc.addr, "GET", &format!("/api/files/{id}"), &[], vec![])
-            .await;
+        let res =
+            crate::helpers::request(svc.addr, "GET", &format!("/api/files/{id}"), &[], vec![])
+                .await;
         assert_eq!(res.status, 401);
 
         // Leaving the room takes the access away.
         svc.member(room, a.id, false).await;
-        assert_eq!(svc.call(&a, "GET", &format!("/api/files/{id}")).await.status, 404);
+        assert_eq!(
+            svc.call(&a, "GET", &format!("/api/files/{id}"))
+                .await
+                .status,
+            404
+        );
     }
 }
 
@@ -333,10 +366,17 @@ async fn deleted_files_are_gone_and_only_the_uploader_deletes() {
         assert_eq!(svc.leftovers().await, (0, 0));
         for user in [&a, &b] {
             assert_eq!(svc.download(user, &id, None).await.status, 404);
-            let res = svc.call(user, "GET", &format!("/api/files/{id}/meta")).await;
+            let res = svc
+                .call(user, "GET", &format!("/api/files/{id}/meta"))
+                .await;
             assert_eq!(res.status, 404);
         }
-        assert_eq!(svc.call(&a, "DELETE", &format!("/api/files/{id}")).await.status, 404);
+        assert_eq!(
+            svc.call(&a, "DELETE", &format!("/api/files/{id}"))
+                .await
+                .status,
+            404
+        );
     }
 }
 
@@ -346,12 +386,18 @@ async fn attachments_resolve_only_within_their_room() {
     let (a, b) = (svc.user(), svc.user());
     let room = svc.room(&[&a]).await;
     let other = svc.room(&[&b]).await;
-    let mine: FileId = svc.upload_raw(&a, room, "a.txt", b"a".to_vec()).await.json()["id"]
+    let mine: FileId = svc
+        .upload_raw(&a, room, "a.txt", b"a".to_vec())
+        .await
+        .json()["id"]
         .as_str()
         .unwrap()
         .parse()
         .unwrap();
-    let foreign: FileId = svc.upload_raw(&b, other, "b.txt", b"b".to_vec()).await.json()["id"]
+    let foreign: FileId = svc
+        .upload_raw(&b, other, "b.txt", b"b".to_vec())
+        .await
+        .json()["id"]
         .as_str()
         .unwrap()
         .parse()

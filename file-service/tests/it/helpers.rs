@@ -145,8 +145,7 @@ impl Service {
         let app = FileServiceApp::build(config, deps, &prometheus::Registry::new())
             .await
             .unwrap();
-        let addr =
-            service_kit::testing::spawn(app.router().merge(app.internal_router())).await;
+        let addr = service_kit::testing::spawn(app.router().merge(app.internal_router())).await;
         Self {
             addr,
             app,
@@ -194,11 +193,8 @@ impl Service {
         } else {
             "chat.member.removed"
         };
-        let env = shared_models::Envelope::new(
-            shared_models::EventKind::parse(key).unwrap(),
-            "test",
-            ev,
-        );
+        let env =
+            shared_models::Envelope::new(shared_models::EventKind::parse(key).unwrap(), "test", ev);
         // Returns once the durable file-service consumer committed it.
         self.bus.publish(key, env.to_bytes()).await.unwrap();
     }
@@ -219,7 +215,9 @@ impl Service {
                 let objects = std::fs::read_dir(self.files_dir.join("objects"))
                     .unwrap()
                     .count();
-                let tmp = std::fs::read_dir(self.files_dir.join("tmp")).unwrap().count();
+                let tmp = std::fs::read_dir(self.files_dir.join("tmp"))
+                    .unwrap()
+                    .count();
                 (objects, tmp)
             }
             Some((server, cfg)) => {
@@ -230,7 +228,13 @@ impl Service {
     }
 
     /// Uploads `data` as a raw body named `name`.
-    pub async fn upload_raw(&self, user: &User, room: RoomId, name: &str, data: Vec<u8>) -> Response {
+    pub async fn upload_raw(
+        &self,
+        user: &User,
+        room: RoomId,
+        name: &str,
+        data: Vec<u8>,
+    ) -> Response {
         request(
             self.addr,
             "POST",
@@ -290,7 +294,14 @@ impl Service {
         if let Some(r) = range {
             headers.push(("range", r));
         }
-        let res = request(self.addr, "GET", &format!("/api/files/{id}"), &headers, vec![]).await;
+        let res = request(
+            self.addr,
+            "GET",
+            &format!("/api/files/{id}"),
+            &headers,
+            vec![],
+        )
+        .await;
         if res.status != 302 {
             return res;
         }

@@ -37,7 +37,10 @@ async fn presigned_urls_work_until_they_expire() {
     assert_eq!(res.status, 200);
     assert_eq!(res.body, data);
     assert_eq!(res.headers["content-type"], "image/png");
-    assert_eq!(res.headers["content-disposition"], "inline; filename=\"a.png\"");
+    assert_eq!(
+        res.headers["content-disposition"],
+        "inline; filename=\"a.png\""
+    );
 
     // Signed two minutes ago for one minute: expired now, with no waiting.
     let past = SystemTime::now() - Duration::from_secs(120);
