@@ -22,6 +22,9 @@ pub struct AuthConfig {
     /// set by the ingress (`PARLEY_TRUST_FORWARDED_FOR`, default false). Only
     /// turn on behind a proxy that sets it; otherwise clients could forge it.
     pub trust_forwarded_for: bool,
+    /// Users and refresh tokens on MongoDB instead of the embedded database
+    /// (`PARLEY_MONGODB_URI`).
+    pub mongo: Option<service_kit::mongo::MongoConfig>,
 }
 
 impl AuthConfig {
@@ -40,6 +43,7 @@ impl AuthConfig {
             }
         };
         Ok(Self {
+            mongo: service_kit::mongo::MongoConfig::from_env(env)?,
             data_dir,
             access_ttl: Duration::from_secs(bounded(
                 "PARLEY_ACCESS_TOKEN_TTL_SECS",
@@ -71,6 +75,7 @@ impl AuthConfig {
             login_max_failures: 5,
             login_window: Duration::from_secs(300),
             trust_forwarded_for: false,
+            mongo: None,
         }
     }
 }

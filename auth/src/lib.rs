@@ -48,12 +48,23 @@ impl AuthApp {
         })?;
         let keys = keys::KeySet::load_or_generate(&config.data_dir.join("keys"))
             .context("cannot load token signing keys")?;
-        let db_path = config.data_dir.join("auth.db");
-        let store = store::SqliteUserStore::open(&db_path)
-            .with_context(|| format!("cannot open user store {}", db_path.display()))?;
+        let store: Arc<dyn store::UserStore> = match &config.mongo {
+            Some(cfg) => Arc::new(
+                mongo::MongoUserStore::open(service_kit::mongo::connect(cfg).await?)
+                    .await
+                    .context("cannot prepare the MongoDB user store")?,
+            ),
+            None => {
+                let db_path = config.data_dir.join("auth.db");
+                Arc::new(
+                    store::SqliteUserStore::open(&db_path)
+                        .with_context(|| format!("cannot open user store {}", db_path.display()))?,
+                )
+            }
+        };
         let verifier = Arc::new(Verifier::from_jwks(&keys.jwks()).context("invalid public keys")?);
         let service = AuthService::new(
-            Arc::new(store),
+            store,
             keys,
             bus,
             config,

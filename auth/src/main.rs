@@ -1,13 +1,14 @@
 //! The auth service as its own process.
 //!
 //! Configuration: `PARLEY_AUTH_ADDR` (default 127.0.0.1:8081),
-//! `PARLEY_DATA_DIR` (default `./data`), and the settings of
-//! [`auth::AuthConfig`].
+//! `PARLEY_DATA_DIR` (default `./data`, holds the signing keys), the
+//! settings of [`auth::AuthConfig`] (users on MongoDB when
+//! `PARLEY_MONGODB_URI` is set), and the bus (RabbitMQ when
+//! `PARLEY_AMQP_URL` is set).
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use service_kit::bus::InProcessBus;
 use service_kit::config::{Env, SystemEnv};
 use service_kit::ops::Ops;
 
@@ -19,10 +20,11 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let config = auth::AuthConfig::from_env(&env, data_dir)?;
     let registry = prometheus::Registry::new();
-    // The production event bus arrives with the distributed deployment; until
-    // then a lone auth process announces users on an in-process bus.
-    let app = auth::AuthApp::build(config, Arc::new(InProcessBus::default()), &registry).await?;
-    let ops = Ops::new(registry.clone()).check(app.ready_check());
+    let bus = service_kit::runtime::event_bus(&env).await?;
+    let app = auth::AuthApp::build(config, bus.clone(), &registry).await?;
+    let ops = Ops::new(registry.clone())
+        .check(app.ready_check())
+        .check(Arc::new(service_kit::ops::BusCheck(bus.clone())));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -33,5 +35,6 @@ async fn main() -> anyhow::Result<()> {
         service_kit::shutdown::signal(),
     )
     .await?;
+    bus.close().await;
     Ok(())
 }

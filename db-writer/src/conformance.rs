@@ -41,6 +41,35 @@ pub async fn run(store: Arc<dyn ChatStore>) {
     batches_are_idempotent(store.as_ref()).await;
     history_and_after_page_correctly(store.as_ref()).await;
     receipts_only_move_forward(store.as_ref()).await;
+    attachments_round_trip(store.as_ref()).await;
+}
+
+async fn attachments_round_trip(s: &dyn ChatStore) {
+    let a = user("att");
+    s.write_batch(vec![a.clone()], vec![], vec![])
+        .await
+        .unwrap();
+    let room = s.create_group("files".into(), a.id, vec![]).await.unwrap();
+    let mut with = sample_message(room.id, 1, a.id);
+    with.attachments = vec![shared_models::Attachment {
+        id: shared_models::FileId::new(),
+        name: "cat é.png".into(),
+        size: 5_000_000_000,
+        content_type: "image/png".into(),
+        sha256: "ab".repeat(32),
+    }];
+    let without = sample_message(room.id, 2, a.id);
+    s.write_batch(vec![], vec![with.clone(), without.clone()], vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.after(room.id, 0, 10).await.unwrap(),
+        vec![with.clone(), without.clone()]
+    );
+    assert_eq!(
+        s.history(room.id, None, 10).await.unwrap(),
+        vec![without, with]
+    );
 }
 
 async fn rooms_and_members(s: &dyn ChatStore) {

@@ -9,6 +9,7 @@
 
 pub mod conformance;
 pub mod consumer;
+pub mod internal;
 pub mod metrics;
 pub mod mongo;
 pub mod routes;
@@ -33,6 +34,8 @@ pub struct DbWriterConfig {
     pub data_dir: PathBuf,
     /// Consumer batching.
     pub batch: consumer::BatchConfig,
+    /// MongoDB instead of the embedded database (`PARLEY_MONGODB_URI`).
+    pub mongo: Option<service_kit::mongo::MongoConfig>,
 }
 
 /// The composed service: store, consumer task, routes.
@@ -53,11 +56,23 @@ impl DbWriterApp {
         std::fs::create_dir_all(&config.data_dir).with_context(|| {
             format!("cannot create data directory {}", config.data_dir.display())
         })?;
-        let path = config.data_dir.join("chat.db");
-        let store: Arc<dyn ChatStore> = Arc::new(
-            store::SqliteChatStore::open(&path)
-                .with_context(|| format!("cannot open chat store {}", path.display()))?,
-        );
+        let store: Arc<dyn ChatStore> = match &config.mongo {
+            Some(cfg) => {
+                let db = service_kit::mongo::connect(cfg).await?;
+                Arc::new(
+                    mongo::MongoChatStore::open(db)
+                        .await
+                        .context("cannot prepare the MongoDB chat store")?,
+                )
+            }
+            None => {
+                let path = config.data_dir.join("chat.db");
+                Arc::new(
+                    store::SqliteChatStore::open(&path)
+                        .with_context(|| format!("cannot open chat store {}", path.display()))?,
+                )
+            }
+        };
         let sub = bus
             .subscribe(consumer::QUEUE, &consumer::BINDINGS, Durability::Durable)
             .await
@@ -87,6 +102,12 @@ impl DbWriterApp {
     /// The HTTP routes.
     pub fn router(&self) -> axum::Router {
         routes::router(self.state.clone())
+    }
+
+    /// The gateways' read API (`/internal/…`), for the service's own port
+    /// only (never behind the ingress).
+    pub fn internal_router(&self) -> axum::Router {
+        internal::router(self.store.clone())
     }
 
     /// Readiness: the store answers.

@@ -135,6 +135,7 @@ CREATE TABLE IF NOT EXISTS messages (
     body TEXT NOT NULL,
     ts INTEGER NOT NULL,
     client_id TEXT NOT NULL,
+    attachments TEXT,
     PRIMARY KEY (room, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS messages_client ON messages(room, sender, client_id);
@@ -149,9 +150,9 @@ pub struct SqliteChatStore {
 impl SqliteChatStore {
     /// Opens or creates the database at `path`.
     pub fn open(path: &std::path::Path) -> Result<Self, DbError> {
-        Ok(Self {
-            db: Db::open(path, SCHEMA)?,
-        })
+        let db = Db::open(path, SCHEMA)?;
+        migrate(path)?;
+        Ok(Self { db })
     }
 
     /// A page of a room's messages: `sql` takes the room, a seq bound and a limit.
@@ -211,7 +212,32 @@ fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 
-const MESSAGE_COLS: &str = "id, room, seq, sender, body, ts, client_id";
+const MESSAGE_COLS: &str = "id, room, seq, sender, body, ts, client_id, attachments";
+
+/// Brings a database made by an older release up to [`SCHEMA`]: messages
+/// gained an `attachments` column (JSON, NULL when none).
+fn migrate(path: &std::path::Path) -> Result<(), DbError> {
+    let c = Connection::open(path)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))?;
+    let has_attachments: bool = c.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('messages') WHERE name = 'attachments'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_attachments {
+        c.execute_batch("ALTER TABLE messages ADD COLUMN attachments TEXT")?;
+    }
+    Ok(())
+}
+
+/// Attachments as stored: JSON, or NULL when there are none.
+fn attachments_to_sql(m: &Message) -> Option<String> {
+    if m.attachments.is_empty() {
+        None
+    } else {
+        serde_json::to_string(&m.attachments).ok()
+    }
+}
 
 fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
     Ok(Message {
@@ -222,7 +248,16 @@ fn message_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Message> {
         body: row.get(4)?,
         ts: Timestamp::from_millis(row.get(5)?),
         client_id: conv::<ClientId>(6, row.get(6)?)?,
-        attachments: vec![],
+        attachments: match row.get::<_, Option<String>>(7)? {
+            None => vec![],
+            Some(json) => serde_json::from_str(&json).map_err(|e| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    7,
+                    rusqlite::types::Type::Text,
+                    Box::new(e),
+                )
+            })?,
+        },
     })
 }
 
@@ -306,8 +341,8 @@ impl ChatStore for SqliteChatStore {
                         put_user.execute(params![u.id.to_string(), u.username])?;
                     }
                     let mut put_msg = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO messages (id, room, seq, sender, body, ts, client_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        "INSERT OR IGNORE INTO messages (id, room, seq, sender, body, ts, client_id, attachments)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                     )?;
                     let mut bump = tx.prepare_cached(
                         "UPDATE rooms SET last_seq = MAX(last_seq, ?2) WHERE id = ?1",
@@ -320,7 +355,8 @@ impl ChatStore for SqliteChatStore {
                             m.sender.to_string(),
                             m.body,
                             m.ts.millis(),
-                            m.client_id.to_string()
+                            m.client_id.to_string(),
+                            attachments_to_sql(m)
                         ])?;
                         if n == 1 {
                             out.inserted += 1;
@@ -523,7 +559,8 @@ impl ChatStore for SqliteChatStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        const SQL: &str = "SELECT id, room, seq, sender, body, ts, client_id FROM messages
+        const SQL: &str =
+            "SELECT id, room, seq, sender, body, ts, client_id, attachments FROM messages
                            WHERE room = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3";
         self.page(SQL, room, before.map_or(i64::MAX, to_i64), limit)
             .await
@@ -535,7 +572,8 @@ impl ChatStore for SqliteChatStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Message>, StoreError> {
-        const SQL: &str = "SELECT id, room, seq, sender, body, ts, client_id FROM messages
+        const SQL: &str =
+            "SELECT id, room, seq, sender, body, ts, client_id, attachments FROM messages
                            WHERE room = ?1 AND seq > ?2 ORDER BY seq ASC LIMIT ?3";
         self.page(SQL, room, to_i64(after), limit).await
     }

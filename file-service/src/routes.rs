@@ -187,7 +187,7 @@ fn percent_decode(raw: &[u8]) -> String {
     while i < raw.len() {
         let hex = |b: u8| char::from(b).to_digit(16);
         if raw[i] == b'%'
-            && i + 2 < raw.len() + 0
+            && i + 2 < raw.len()
             && let (Some(h), Some(l)) = (hex(raw[i + 1]), hex(raw[i + 2]))
         {
             out.push(u8::try_from(h * 16 + l).unwrap_or(b'_'));
@@ -508,11 +508,12 @@ async fn resolve(
         .filter(|s| !s.is_empty())
         .map(str::parse::<FileId>)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiError::new(ErrorCode::AttachmentInvalid, "ids must be file ids"))?;
+        .map_err(|_| ApiError::bad_request("ids must be file ids"))?;
     match resolver.resolve(room, &ids).await {
         Ok(list) => Ok(axum::Json(list).into_response()),
+        // 404 so that callers can tell "no such file here" from failures.
         Err(ResolveError::Invalid(id)) => Err(ApiError::new(
-            ErrorCode::AttachmentInvalid,
+            ErrorCode::NotFound,
             format!("file {id} is not in this room"),
         )),
         Err(ResolveError::Store(e)) => Err(meta_error(e)),

@@ -117,16 +117,8 @@ impl NotifierConfig {
                 500,
                 1..=60_000,
             )?),
-            retry_max: Duration::from_secs(bounded(
-                "PARLEY_PUSH_RETRY_MAX_SECS",
-                300,
-                1..=86_400,
-            )?),
-            request_timeout: Duration::from_secs(bounded(
-                "PARLEY_PUSH_TIMEOUT_SECS",
-                10,
-                1..=300,
-            )?),
+            retry_max: Duration::from_secs(bounded("PARLEY_PUSH_RETRY_MAX_SECS", 300, 1..=86_400)?),
+            request_timeout: Duration::from_secs(bounded("PARLEY_PUSH_TIMEOUT_SECS", 10, 1..=300)?),
             ttl: Duration::from_secs(bounded("PARLEY_PUSH_TTL_SECS", 86_400, 0..=2_419_200)?),
             queue_capacity: usize_of(bounded("PARLEY_PUSH_QUEUE", 10_000, 1..=1_000_000)?),
             data_dir: d.data_dir,

@@ -11,7 +11,8 @@ use shared_models::{Room, RoomId, RoomKind, UserId, UserRef};
 
 use crate::store::{StoreError, SubscriptionId, SubscriptionStore};
 
-const KEY: &str = "BLMbF9ffKBiWQLCKvTHb6LO8Nb6dcUh6TItC455vu2kElga6PQvUmaFyCdykxY2nOSSL3yKgfbmFLRTUaGv4yV8";
+const KEY: &str =
+    "BLMbF9ffKBiWQLCKvTHb6LO8Nb6dcUh6TItC455vu2kElga6PQvUmaFyCdykxY2nOSSL3yKgfbmFLRTUaGv4yV8";
 
 /// Runs every check; panics on the first failure.
 pub async fn run(store: Arc<dyn SubscriptionStore>) {
@@ -22,32 +23,57 @@ pub async fn run(store: Arc<dyn SubscriptionStore>) {
 
 async fn subscriptions(s: &dyn SubscriptionStore) {
     let (a, b) = (UserId::new(), UserId::new());
-    let first = s.upsert(a, "https://p.example/1", KEY, "a1", 2).await.unwrap();
+    let first = s
+        .upsert(a, "https://p.example/1", KEY, "a1", 2)
+        .await
+        .unwrap();
     assert!(first.created);
     // The same endpoint again updates in place.
-    let again = s.upsert(a, "https://p.example/1", KEY, "a2", 2).await.unwrap();
+    let again = s
+        .upsert(a, "https://p.example/1", KEY, "a2", 2)
+        .await
+        .unwrap();
     assert_eq!(again.id, first.id);
     assert!(!again.created);
     let list = s.list(a).await.unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].auth, "a2");
     assert_eq!(list[0].user, a);
-    let second = s.upsert(a, "https://p.example/2", KEY, "a3", 2).await.unwrap();
+    let second = s
+        .upsert(a, "https://p.example/2", KEY, "a3", 2)
+        .await
+        .unwrap();
     // The limit counts new endpoints only.
     assert!(matches!(
         s.upsert(a, "https://p.example/3", KEY, "a4", 2).await,
         Err(StoreError::LimitReached(2))
     ));
-    assert!(s.upsert(a, "https://p.example/2", KEY, "a5", 2).await.is_ok());
+    assert!(
+        s.upsert(a, "https://p.example/2", KEY, "a5", 2)
+            .await
+            .is_ok()
+    );
     assert_eq!(
-        s.list(a).await.unwrap().iter().map(|x| x.id).collect::<Vec<_>>(),
+        s.list(a)
+            .await
+            .unwrap()
+            .iter()
+            .map(|x| x.id)
+            .collect::<Vec<_>>(),
         vec![first.id, second.id]
     );
     // Another user cannot delete it; its owner can.
     assert!(!s.delete(b, first.id).await.unwrap());
-    assert!(!s.delete(a, SubscriptionId(uuid::Uuid::now_v7())).await.unwrap());
+    assert!(
+        !s.delete(a, SubscriptionId(uuid::Uuid::now_v7()))
+            .await
+            .unwrap()
+    );
     // An endpoint re-registered by another user moves to them.
-    let moved = s.upsert(b, "https://p.example/2", KEY, "b1", 2).await.unwrap();
+    let moved = s
+        .upsert(b, "https://p.example/2", KEY, "b1", 2)
+        .await
+        .unwrap();
     assert_eq!(moved.id, second.id);
     assert_eq!(s.list(b).await.unwrap().len(), 1);
     assert_eq!(s.list(a).await.unwrap().len(), 1);

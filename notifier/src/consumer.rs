@@ -82,7 +82,10 @@ pub struct Context {
     pub pusher: Arc<Pusher>,
     /// Whether pushes carry a body preview.
     pub preview: bool,
-    dedupe: Mutex<(HashSet<(MessageId, SubscriptionId)>, VecDeque<(MessageId, SubscriptionId)>)>,
+    dedupe: Mutex<(
+        HashSet<(MessageId, SubscriptionId)>,
+        VecDeque<(MessageId, SubscriptionId)>,
+    )>,
 }
 
 impl Context {

@@ -35,15 +35,31 @@ impl Metrics {
     /// Creates and registers the metrics.
     pub fn new(registry: &Registry) -> Self {
         Self {
-            queued: counter(registry, "parley_push_queued_total", "Pushes queued for sending"),
-            sent: counter(registry, "parley_push_sent_total", "Pushes accepted by a push service"),
-            failed: counter(registry, "parley_push_failed_total", "Pushes that failed for good"),
+            queued: counter(
+                registry,
+                "parley_push_queued_total",
+                "Pushes queued for sending",
+            ),
+            sent: counter(
+                registry,
+                "parley_push_sent_total",
+                "Pushes accepted by a push service",
+            ),
+            failed: counter(
+                registry,
+                "parley_push_failed_total",
+                "Pushes that failed for good",
+            ),
             expired: counter(
                 registry,
                 "parley_push_expired_total",
                 "Subscriptions removed after 404/410 from the push service",
             ),
-            retried: counter(registry, "parley_push_retried_total", "Push attempts retried"),
+            retried: counter(
+                registry,
+                "parley_push_retried_total",
+                "Push attempts retried",
+            ),
             dead_lettered: counter(
                 registry,
                 "parley_push_dead_lettered_total",

@@ -108,9 +108,13 @@ impl MongoSubscriptionStore {
         )
         .await
         .map_err(backend)?;
-        subs.create_index(IndexModel::builder().keys(doc! { "user": 1, "created_ms": 1 }).build())
-            .await
-            .map_err(backend)?;
+        subs.create_index(
+            IndexModel::builder()
+                .keys(doc! { "user": 1, "created_ms": 1 })
+                .build(),
+        )
+        .await
+        .map_err(backend)?;
         mutes
             .create_index(IndexModel::builder().keys(doc! { "room": 1 }).build())
             .await

@@ -150,7 +150,10 @@ pub fn build_push(
         .ok_or_else(|| BuildError::WebPush("no payload".into()))?;
     let mut headers = vec![
         ("TTL", msg.ttl.to_string()),
-        ("Content-Encoding", payload.content_encoding.to_str().to_owned()),
+        (
+            "Content-Encoding",
+            payload.content_encoding.to_str().to_owned(),
+        ),
         ("Content-Type", "application/octet-stream".to_owned()),
     ];
     if let Some(u) = msg.urgency {
@@ -294,7 +297,10 @@ fn service_limit(inner: &Inner, origin: &str) -> Arc<Semaphore> {
 
 enum Attempt {
     Done(Outcome),
-    Retry { after: Option<Duration>, status: u16 },
+    Retry {
+        after: Option<Duration>,
+        status: u16,
+    },
 }
 
 async fn send_job(inner: Arc<Inner>, job: PushJob) {
@@ -399,12 +405,22 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 
 /// `Retry-After`: delta-seconds or an HTTP date.
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    let v = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    let v = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
     let when = chrono_like_http_date(v)?;
-    Some(when.saturating_sub(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?))
+    Some(
+        when.saturating_sub(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()?,
+        ),
+    )
 }
 
 /// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) into time since the epoch.

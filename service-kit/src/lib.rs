@@ -8,6 +8,7 @@
 //! - [`config`]: environment reading through a trait, so tests never `set_var`.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`.
 //! - [`presence`]: read access to who is online in the cluster.
+//! - `runtime` (feature `amqp`): backends chosen by configuration in `main`.
 //! - [`sqlite`]: the embedded database plumbing; `mongo` (feature `mongo`):
 //!   the production database's.
 //! - [`shutdown`] and [`telemetry`]: signals and logs.
@@ -26,6 +27,8 @@ pub mod http;
 pub mod mongo;
 pub mod ops;
 pub mod presence;
+#[cfg(feature = "amqp")]
+pub mod runtime;
 pub mod shutdown;
 pub mod sqlite;
 pub mod telemetry;

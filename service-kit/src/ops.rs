@@ -136,3 +136,16 @@ pub fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Reg
     }
     c
 }
+
+/// `/readyz` check: the event bus takes publishes.
+pub struct BusCheck(pub std::sync::Arc<dyn crate::bus::EventBus>);
+
+#[async_trait::async_trait]
+impl ReadyCheck for BusCheck {
+    fn name(&self) -> &str {
+        "event-bus"
+    }
+    async fn check(&self) -> Result<(), String> {
+        self.0.health().await.map_err(|e| e.to_string())
+    }
+}

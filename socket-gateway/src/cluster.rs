@@ -15,17 +15,41 @@ use shared_models::{ClientId, Message, RoomId, UserId};
 #[error("cluster state: {0}")]
 pub struct ClusterError(pub String);
 
+/// The right to assign a room's next seq, held from reading the room's
+/// position until its message is committed (or known uncertain).
+#[derive(Debug)]
+pub struct Lease {
+    /// Identifies the holder (a distributed lock's token).
+    pub token: String,
+    /// Whether a retry's `client_id` must also be looked up in the store
+    /// (this state may not have seen every message of the room).
+    pub check_store: bool,
+    /// Held by the in-process implementation.
+    pub guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
 /// The cluster-state port.
 #[async_trait]
 pub trait ClusterState: Send + Sync + 'static {
+    /// Takes the room's seq lease, waiting a bounded time for another
+    /// holder (on any gateway) to finish.
+    async fn acquire(&self, room: RoomId) -> Result<Lease, ClusterError>;
+    /// Gives the lease back.
+    async fn release(&self, room: RoomId, lease: Lease);
+    /// Sets the room's position from the store when this state has none.
+    async fn init_seq(&self, room: RoomId, stored: u64) -> Result<(), ClusterError>;
+    /// A publish of `msg` failed without telling whether the broker kept
+    /// it. The embedded bus fails only when nothing was kept, so the
+    /// in-process state forgets the room (the store knows it); a broker may
+    /// have kept it, so the Redis state moves past `msg.seq` and remembers
+    /// `msg` as pending: a retry with its `client_id` publishes the very
+    /// same message again, and nothing can take its seq.
+    async fn uncertain(&self, msg: &Message) -> Result<(), ClusterError>;
     /// The room's last assigned seq, if known here (else the store knows).
     async fn last_seq(&self, room: RoomId) -> Result<Option<u64>, ClusterError>;
     /// Records that `msg` was made durable: advances the room's seq and
     /// keeps it in the replay buffer.
     async fn committed(&self, msg: &Message) -> Result<(), ClusterError>;
-    /// Drops what is known of a room's position and buffer (after a publish
-    /// whose outcome is uncertain); the store is asked next time.
-    async fn forget(&self, room: RoomId) -> Result<(), ClusterError>;
     /// Messages with `seq > after`, oldest first, if the buffer holds all of
     /// them (`None` means: read the store).
     async fn buffered_after(
@@ -34,13 +58,14 @@ pub trait ClusterState: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Option<Vec<Message>>, ClusterError>;
-    /// A recently committed message by its sender's idempotency key.
+    /// A recent message by its sender's idempotency key, and whether it is
+    /// known durable (`false`: pending after an uncertain publish).
     async fn recent(
         &self,
         room: RoomId,
         sender: UserId,
         client_id: ClientId,
-    ) -> Result<Option<Message>, ClusterError>;
+    ) -> Result<Option<(Message, bool)>, ClusterError>;
     /// A socket of `user` connected; `true` if the user just came online.
     async fn connected(&self, user: UserId) -> Result<bool, ClusterError>;
     /// A socket of `user` disconnected; `true` if the user just went offline.
@@ -72,6 +97,7 @@ struct RoomLog {
 #[derive(Default)]
 pub struct InProcessCluster {
     rooms: Mutex<HashMap<RoomId, RoomLog>>,
+    leases: Mutex<HashMap<RoomId, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     online: Mutex<HashMap<UserId, usize>>,
     buffer: usize,
 }
@@ -116,8 +142,34 @@ impl ClusterState for InProcessCluster {
         Ok(())
     }
 
-    async fn forget(&self, room: RoomId) -> Result<(), ClusterError> {
-        self.rooms.lock().map_err(poisoned)?.remove(&room);
+    async fn acquire(&self, room: RoomId) -> Result<Lease, ClusterError> {
+        let lock = self
+            .leases
+            .lock()
+            .map_err(poisoned)?
+            .entry(room)
+            .or_default()
+            .clone();
+        Ok(Lease {
+            token: String::new(),
+            check_store: true,
+            guard: Some(lock.lock_owned().await),
+        })
+    }
+
+    async fn release(&self, _room: RoomId, lease: Lease) {
+        drop(lease);
+    }
+
+    async fn init_seq(&self, room: RoomId, stored: u64) -> Result<(), ClusterError> {
+        let mut rooms = self.rooms.lock().map_err(poisoned)?;
+        let log = rooms.entry(room).or_default();
+        log.last_seq = log.last_seq.max(stored);
+        Ok(())
+    }
+
+    async fn uncertain(&self, msg: &Message) -> Result<(), ClusterError> {
+        self.rooms.lock().map_err(poisoned)?.remove(&msg.room);
         Ok(())
     }
 
@@ -152,7 +204,7 @@ impl ClusterState for InProcessCluster {
         room: RoomId,
         sender: UserId,
         client_id: ClientId,
-    ) -> Result<Option<Message>, ClusterError> {
+    ) -> Result<Option<(Message, bool)>, ClusterError> {
         let rooms = self.rooms.lock().map_err(poisoned)?;
         Ok(rooms
             .get(&room)
@@ -162,7 +214,7 @@ impl ClusterState for InProcessCluster {
                     .rev()
                     .find(|m| m.sender == sender && m.client_id == client_id)
             })
-            .cloned())
+            .map(|m| (m.clone(), true)))
     }
 
     async fn connected(&self, user: UserId) -> Result<bool, ClusterError> {
@@ -208,6 +260,36 @@ pub mod conformance {
         replay_buffer_answers_only_when_complete(state).await;
         recent_finds_retries(state).await;
         presence_counts_sockets(state).await;
+        leases_exclude_each_other(state).await;
+        positions_start_from_the_store(state).await;
+    }
+
+    async fn leases_exclude_each_other(c: &dyn ClusterState) {
+        let room = RoomId::new();
+        let first = c.acquire(room).await.unwrap();
+        // An absence check: the second holder must wait while the first holds.
+        let second = tokio::time::timeout(std::time::Duration::from_millis(150), c.acquire(room)).await;
+        assert!(second.is_err(), "a held lease must not be granted twice");
+        c.release(room, first).await;
+        let again = c.acquire(room).await.unwrap();
+        c.release(room, again).await;
+        // Other rooms are independent.
+        let a = c.acquire(RoomId::new()).await.unwrap();
+        let b = c.acquire(RoomId::new()).await.unwrap();
+        c.release(room, a).await;
+        c.release(room, b).await;
+    }
+
+    async fn positions_start_from_the_store(c: &dyn ClusterState) {
+        let room = RoomId::new();
+        let lease = c.acquire(room).await.unwrap();
+        assert!(lease.check_store, "a room never seen must consult the store");
+        c.init_seq(room, 7).await.unwrap();
+        assert_eq!(c.last_seq(room).await.unwrap(), Some(7));
+        // A stale store must not move the room backwards.
+        c.init_seq(room, 3).await.unwrap();
+        assert_eq!(c.last_seq(room).await.unwrap(), Some(7));
+        c.release(room, lease).await;
     }
 
     async fn replay_buffer_answers_only_when_complete(c: &dyn ClusterState) {
@@ -231,9 +313,6 @@ pub mod conformance {
         );
         assert_eq!(c.buffered_after(room, 1, 10).await.unwrap(), None);
         assert_eq!(c.buffered_after(room, 5, 10).await.unwrap(), Some(vec![]));
-        c.forget(room).await.unwrap();
-        assert_eq!(c.last_seq(room).await.unwrap(), None);
-        assert_eq!(c.buffered_after(room, 4, 10).await.unwrap(), None);
     }
 
     async fn recent_finds_retries(c: &dyn ClusterState) {
@@ -243,7 +322,7 @@ pub mod conformance {
         c.committed(&m).await.unwrap();
         assert_eq!(
             c.recent(room, a, m.client_id).await.unwrap(),
-            Some(m.clone())
+            Some((m.clone(), true))
         );
         assert_eq!(c.recent(room, b, m.client_id).await.unwrap(), None);
         assert_eq!(c.recent(RoomId::new(), a, m.client_id).await.unwrap(), None);

@@ -30,6 +30,9 @@ pub struct GatewayConfig {
     pub replay_buffer: usize,
     /// Events one socket may have waiting to be handled.
     pub socket_queue: usize,
+    /// Packets buffered per socket before emits fail (a burst of
+    /// broadcasts to a slow client).
+    pub max_buffer_packets: usize,
 }
 
 impl Default for GatewayConfig {
@@ -46,6 +49,7 @@ impl Default for GatewayConfig {
             sync_cap: 1000,
             replay_buffer: 256,
             socket_queue: 256,
+            max_buffer_packets: 4096,
         }
     }
 }

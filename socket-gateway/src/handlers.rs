@@ -14,9 +14,10 @@ use service_kit::bus;
 use shared_models::{
     ClientId, ErrorBody, ErrorCode, Message, MessageBody, MessageId, ReceiptRead, RoomId, Timestamp,
 };
-use socketioxide::extract::{AckSender, SocketRef};
+use socketioxide::adapter::Adapter;
+use socketioxide::extract::SocketRef;
 
-use crate::{Inner, Job, SocketCtx, Typing, room_key};
+use crate::{Ack, Inner, Job, SocketCtx, Typing, room_key};
 
 /// An ack body or an error.
 pub(crate) type Reply = Result<Map<String, Value>, ErrorBody>;
@@ -43,7 +44,7 @@ fn ok(v: Value) -> Reply {
 }
 
 /// Sends the ack (a no-op when the client asked for none).
-pub(crate) fn reply(ack: AckSender, res: Reply) {
+pub(crate) fn reply(ack: Ack, res: Reply) {
     let body = match res {
         Ok(mut m) => {
             m.insert("ok".into(), Value::Bool(true));
@@ -51,9 +52,7 @@ pub(crate) fn reply(ack: AckSender, res: Reply) {
         }
         Err(e) => json!({ "ok": false, "error": e }),
     };
-    if let Err(err) = ack.send(&body) {
-        tracing::debug!(error = %err, "cannot send ack");
-    }
+    ack(&body);
 }
 
 /// Counts the bytes of a value's JSON without building it.
@@ -94,6 +93,12 @@ struct SendReq {
     room: RoomId,
     client_id: ClientId,
     body: String,
+    /// File ids (at most `attachments::MAX_ATTACHMENTS`).
+    #[serde(default)]
+    attachments: Vec<shared_models::FileId>,
+    /// What those ids resolved to (filled in before the seq is assigned).
+    #[serde(skip)]
+    resolved: Vec<shared_models::Attachment>,
 }
 
 #[derive(Deserialize)]
@@ -137,9 +142,9 @@ const EVENTS: [&str; 8] = [
     "auth:refresh",
 ];
 
-impl Inner {
+impl<A: Adapter> Inner<A> {
     /// Handles one queued event and sends its ack.
-    pub(crate) async fn dispatch(self: &Arc<Self>, s: &SocketRef, ctx: &Arc<SocketCtx>, job: Job) {
+    pub(crate) async fn dispatch(self: &Arc<Self>, s: &SocketRef<A>, ctx: &Arc<SocketCtx>, job: Job) {
         let Job {
             event,
             data,
@@ -220,7 +225,7 @@ impl Inner {
             .max(stored))
     }
 
-    async fn join(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+    async fn join(&self, s: &SocketRef<A>, ctx: &SocketCtx, v: Value) -> Reply {
         let req: RoomReq = parse(v)?;
         self.member(req.room, ctx).await?;
         {
@@ -255,7 +260,7 @@ impl Inner {
         ok(json!({ "last_seq": last_seq, "read_seq": m.read_seq }))
     }
 
-    fn leave(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+    fn leave(&self, s: &SocketRef<A>, ctx: &SocketCtx, v: Value) -> Reply {
         let req: RoomReq = parse(v)?;
         if let Ok(mut rooms) = ctx.rooms.lock() {
             rooms.remove(&req.room);
@@ -282,33 +287,97 @@ impl Inner {
         Ok(bucket.take(rate, burst, now))
     }
 
+    /// The metadata of a message's attachments; `attachment_invalid` if
+    /// any id is not a file of the room.
+    async fn resolve_attachments(
+        &self,
+        room: RoomId,
+        ids: &[shared_models::FileId],
+    ) -> Result<Vec<shared_models::Attachment>, ErrorBody> {
+        use crate::attachments::{AttachmentError, MAX_ATTACHMENTS};
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        if ids.len() > MAX_ATTACHMENTS {
+            return Err(error(
+                ErrorCode::BadRequest,
+                format!("at most {MAX_ATTACHMENTS} attachments per message"),
+            ));
+        }
+        self.attachments.resolve(room, ids).await.map_err(|e| match e {
+            AttachmentError::Invalid(id) => error(
+                ErrorCode::AttachmentInvalid,
+                format!("file {id} is not an upload in this room"),
+            ),
+            AttachmentError::Unavailable(e) => {
+                tracing::warn!(error = %e, room = %room, "attachments unavailable");
+                error(ErrorCode::Unavailable, "file service unavailable, retry")
+            }
+        })
+    }
+
     async fn send(&self, ctx: &SocketCtx, v: Value) -> Reply {
-        let req: SendReq = parse(v)?;
-        let body = MessageBody::parse(req.body, self.config.max_body_chars).map_err(|e| {
+        let mut req: SendReq = parse(v)?;
+        let body = MessageBody::parse(std::mem::take(&mut req.body), self.config.max_body_chars).map_err(|e| {
             error(
                 ErrorCode::BodyTooLong,
                 format!("{e} (1-{} characters)", self.config.max_body_chars),
             )
         })?;
-        self.member(req.room, ctx).await?;
+        if !self
+            .directory
+            .is_member(req.room, ctx.user)
+            .await
+            .map_err(internal)?
+        {
+            return Err(not_found());
+        }
+        // Resolved before the room's lease is taken: a slow file service
+        // must not hold up the room's other senders.
+        req.resolved = self.resolve_attachments(req.room, &req.attachments).await?;
 
+        // The local lock keeps this gateway's senders off the shared lease;
+        // the lease serialises seq assignment across gateways.
         let lock = self.room_lock(req.room)?;
         let _guard = lock.lock().await;
+        let lease = self.cluster.acquire(req.room).await.map_err(|e| {
+            tracing::warn!(error = %e, room = %req.room, "room lease unavailable");
+            error(ErrorCode::Unavailable, "room is busy, retry with the same client_id")
+        })?;
+        let (room, check_store) = (req.room, lease.check_store);
+        let res = self.send_in_order(ctx, req, body, check_store).await;
+        self.cluster.release(room, lease).await;
+        res
+    }
+
+    /// The part of `message:send` done under the room's lease.
+    async fn send_in_order(
+        &self,
+        ctx: &SocketCtx,
+        req: SendReq,
+        body: MessageBody,
+        check_store: bool,
+    ) -> Reply {
         // A retry returns what the first attempt stored, and broadcasts nothing.
-        let existing = match self
+        match self
             .cluster
             .recent(req.room, ctx.user, req.client_id)
             .await
             .map_err(internal)?
         {
-            Some(m) => Some(m),
-            None => self
+            Some((message, true)) => return ok(json!({ "message": message })),
+            // The first attempt's outcome was unknown: publish the very same
+            // message again (db-writer ignores a second copy).
+            Some((message, false)) => return self.publish_and_broadcast(message).await,
+            None => {}
+        }
+        if check_store
+            && let Some(message) = self
                 .directory
                 .by_client_id(req.room, ctx.user, req.client_id)
                 .await
-                .map_err(internal)?,
-        };
-        if let Some(message) = existing {
+                .map_err(internal)?
+        {
             return ok(json!({ "message": message }));
         }
         if !self.allow_message(ctx)? {
@@ -320,7 +389,18 @@ impl Inner {
         let last = match self.cluster.last_seq(req.room).await.map_err(internal)? {
             Some(seq) => seq,
             // First message since start: the store knows where the room is.
-            None => self.member(req.room, ctx).await?.last_seq,
+            None => {
+                let stored = self.member(req.room, ctx).await?.last_seq;
+                self.cluster
+                    .init_seq(req.room, stored)
+                    .await
+                    .map_err(internal)?;
+                self.cluster
+                    .last_seq(req.room)
+                    .await
+                    .map_err(internal)?
+                    .unwrap_or(stored)
+            }
         };
         let message = Message {
             id: MessageId::new(),
@@ -330,14 +410,18 @@ impl Inner {
             body: body.into_inner(),
             ts: Timestamp::now(),
             client_id: req.client_id,
-            attachments: vec![],
+            attachments: req.resolved.clone(),
         };
+        self.publish_and_broadcast(message).await
+    }
+
+    /// Publishes durably, then records, broadcasts and answers.
+    async fn publish_and_broadcast(&self, message: Message) -> Reply {
+        let room = message.room;
         if let Err(err) = bus::publish(self.bus.as_ref(), crate::SOURCE, message.clone()).await {
-            tracing::warn!(error = %err, room = %req.room, "message not durable, refusing");
-            // The publish may have reached some consumers: take the room's
-            // position from the store again rather than trusting our own.
-            if let Err(err) = self.cluster.forget(req.room).await {
-                tracing::error!(error = %err, room = %req.room, "cannot reset room state");
+            tracing::warn!(error = %err, room = %room, "message not durable, refusing");
+            if let Err(err) = self.cluster.uncertain(&message).await {
+                tracing::error!(error = %err, room = %room, "cannot record uncertain message");
             }
             return Err(error(
                 ErrorCode::Unavailable,
@@ -345,15 +429,15 @@ impl Inner {
             ));
         }
         if let Err(err) = self.cluster.committed(&message).await {
-            tracing::error!(error = %err, room = %req.room, "cannot record committed message");
+            tracing::error!(error = %err, room = %room, "cannot record committed message");
         }
         self.metrics.messages.inc();
-        self.emit_to(vec![room_key(req.room)], "message:new", &message)
+        self.emit_to(vec![room_key(room)], "message:new", &message)
             .await;
         ok(json!({ "message": message }))
     }
 
-    async fn typing(self: &Arc<Self>, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+    async fn typing(self: &Arc<Self>, s: &SocketRef<A>, ctx: &SocketCtx, v: Value) -> Reply {
         let req: TypingReq = parse(v)?;
         let joined = ctx
             .rooms
@@ -406,7 +490,7 @@ impl Inner {
         ok(json!({}))
     }
 
-    async fn receipt(&self, s: &SocketRef, ctx: &SocketCtx, v: Value) -> Reply {
+    async fn receipt(&self, s: &SocketRef<A>, ctx: &SocketCtx, v: Value) -> Reply {
         let req: ReceiptReq = parse(v)?;
         let m = self.member(req.room, ctx).await?;
         let last = self.last_seq(req.room, m.last_seq).await?;
@@ -512,9 +596,9 @@ impl Inner {
 }
 
 /// Sends `typing: false` once a `typing: true` goes unrenewed for the TTL.
-async fn typing_expiry(
-    inner: Arc<Inner>,
-    s: SocketRef,
+async fn typing_expiry<A: Adapter>(
+    inner: Arc<Inner<A>>,
+    s: SocketRef<A>,
     key: (shared_models::UserId, RoomId),
     generation: u64,
 ) {

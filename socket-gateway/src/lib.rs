@@ -10,12 +10,14 @@
 //! the [`directory::RoomDirectory`], and presence, sequence numbers and the
 //! replay buffer live in [`cluster::ClusterState`].
 
+pub mod attachments;
 pub mod cluster;
 pub mod config;
 pub mod directory;
 mod handlers;
 pub mod limits;
 pub mod metrics;
+pub mod redis;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -28,15 +30,16 @@ use service_kit::token::{TokenError, Verifier};
 use shared_models::chat::MemberChanged;
 use shared_models::{Envelope, EventKind, RoomId, UserId};
 use socketioxide::SocketIo;
+use socketioxide::adapter::{Adapter, LocalAdapter};
 use socketioxide::extract::{AckSender, Event, SocketRef, TryData};
 use socketioxide::handler::ConnectHandler;
-use socketioxide::layer::SocketIoLayer;
 use tokio::sync::{Notify, mpsc};
 use tracing::Instrument;
 
 pub use config::GatewayConfig;
 
 use crate::cluster::ClusterState;
+use crate::attachments::AttachmentDirectory;
 use crate::directory::RoomDirectory;
 use crate::limits::TokenBucket;
 use crate::metrics::Metrics;
@@ -58,9 +61,12 @@ pub(crate) fn user_key(user: UserId) -> String {
 pub(crate) struct Job {
     event: String,
     data: Option<Value>,
-    ack: AckSender,
+    ack: Ack,
     received: Instant,
 }
+
+/// Sends an event's ack; boxed so that sockets' state is adapter-agnostic.
+pub(crate) type Ack = Box<dyn FnOnce(&Value) + Send>;
 
 /// What the gateway knows about one connected socket.
 pub(crate) struct SocketCtx {
@@ -90,12 +96,13 @@ pub(crate) struct Typing {
 }
 
 /// Shared by every socket's handlers.
-pub(crate) struct Inner {
+pub(crate) struct Inner<A: Adapter> {
     pub config: GatewayConfig,
-    pub io: SocketIo,
+    pub io: SocketIo<A>,
     pub bus: Arc<dyn EventBus>,
     pub verifier: Arc<Verifier>,
     pub directory: Arc<dyn RoomDirectory>,
+    pub attachments: Arc<dyn AttachmentDirectory>,
     pub cluster: Arc<dyn ClusterState>,
     pub metrics: Metrics,
     /// Serialises sequence assignment and publishing per room, so seqs are
@@ -113,33 +120,89 @@ pub struct GatewayDeps {
     pub verifier: Arc<Verifier>,
     /// Reads of chat state.
     pub directory: Arc<dyn RoomDirectory>,
+    /// Resolves the file ids a message attaches.
+    pub attachments: Arc<dyn AttachmentDirectory>,
     /// Presence, sequence numbers, replay buffer.
     pub cluster: Arc<dyn ClusterState>,
+    /// How the gateway's membership feed queue lives: `Durable` on the
+    /// in-process bus (a removal's publisher waits until live sockets
+    /// left the room), `Transient` on a broker (the queue dies with the
+    /// gateway instead of piling up).
+    pub feed: Durability,
 }
+
+/// What the server needs of a gateway whatever its adapter.
+trait Control: Send + Sync {
+    fn close(&self) -> futures_util::future::BoxFuture<'_, ()>;
+    fn connected(&self) -> i64;
+}
+
+impl<A: Adapter> Control for Inner<A> {
+    fn close(&self) -> futures_util::future::BoxFuture<'_, ()> {
+        Box::pin(self.io.close())
+    }
+    fn connected(&self) -> i64 {
+        self.metrics.connected.get()
+    }
+}
+
+type Wrap = Arc<dyn Fn(axum::Router) -> axum::Router + Send + Sync>;
 
 /// A built gateway: mount [`Gateway::router`] (or the layer) on a server.
 pub struct Gateway {
-    inner: Arc<Inner>,
-    layer: SocketIoLayer,
+    control: Arc<dyn Control>,
+    wrap: Wrap,
 }
 
 impl Gateway {
-    /// Builds the Socket.IO server and subscribes to membership changes.
+    /// Builds a gateway on the in-memory adapter (a single gateway).
     pub async fn build(
         config: GatewayConfig,
         deps: GatewayDeps,
         registry: &prometheus::Registry,
     ) -> anyhow::Result<Self> {
-        let (layer, io) = SocketIo::builder()
-            .max_payload(config.max_frame_bytes)
-            .ws_max_message_size(usize::try_from(config.max_frame_bytes).unwrap_or(usize::MAX))
+        let builder = socket_builder(&config);
+        let (layer, io) = builder.build_layer();
+        Ok(Self::build_on::<LocalAdapter>(config, deps, registry, io, layer)
+            .await?
+            .0)
+    }
+
+    /// Builds a gateway whose broadcasts reach the sockets of every gateway
+    /// through Redis, with its cluster state there too (see [`redis`]);
+    /// `deps.cluster` is replaced by it. Starts the heartbeat and the
+    /// janitor that announces the users of dead gateways offline.
+    pub async fn build_clustered(
+        config: GatewayConfig,
+        mut deps: GatewayDeps,
+        registry: &prometheus::Registry,
+        redis: redis::Redis,
+    ) -> anyhow::Result<Self> {
+        let (layer, io) = socket_builder(&config)
+            .with_adapter::<redis::Adapter>(redis.adapter)
             .build_layer();
+        deps.cluster = redis.cluster.clone();
+        let (gateway, inner) =
+            Self::build_on::<redis::Adapter>(config, deps, registry, io, layer).await?;
+        tokio::spawn(heartbeat(inner, redis.cluster));
+        Ok(gateway)
+    }
+
+    async fn build_on<A: Adapter + socketioxide_core::adapter::DefinedAdapter>(
+        config: GatewayConfig,
+        deps: GatewayDeps,
+        registry: &prometheus::Registry,
+        io: SocketIo<A>,
+        layer: socketioxide::layer::SocketIoLayer<A>,
+    ) -> anyhow::Result<(Self, Arc<Inner<A>>)> {
+        let feed = deps.feed;
         let inner = Arc::new(Inner {
             config,
             io: io.clone(),
             bus: deps.bus,
             verifier: deps.verifier,
             directory: deps.directory,
+            attachments: deps.attachments,
             cluster: deps.cluster,
             metrics: Metrics::new(registry),
             room_locks: Mutex::new(HashMap::new()),
@@ -149,52 +212,62 @@ impl Gateway {
 
         let on_connect = {
             let inner = inner.clone();
-            move |s: SocketRef| {
+            move |s: SocketRef<A>| {
                 let inner = inner.clone();
                 async move { inner.on_connect(s).await }
             }
         };
         let authenticate = {
             let inner = inner.clone();
-            move |s: SocketRef, TryData(auth): TryData<Value>| {
+            move |s: SocketRef<A>, TryData(auth): TryData<Value>| {
                 let inner = inner.clone();
                 async move { inner.authenticate(&s, auth.ok()) }
             }
         };
-        io.ns("/", on_connect.with(authenticate));
+        socketioxide_core::adapter::Spawnable::spawn(io.ns("/", on_connect.with(authenticate)));
 
         let sub = inner
             .bus
             .subscribe(
                 &format!("socket-gateway.{}", uuid_like()),
                 &["chat.member.*"],
-                // Removals must reach live sockets: the publisher waits for us.
-                Durability::Durable,
+                feed,
             )
             .await?;
         tokio::spawn(membership_feed(inner.clone(), sub));
-        Ok(Self { inner, layer })
+        let gateway = Self {
+            control: inner.clone(),
+            wrap: Arc::new(move |router: axum::Router| router.layer(layer.clone())),
+        };
+        Ok((gateway, inner))
     }
 
-    /// The Socket.IO layer (serves `/socket.io/`).
-    pub fn layer(&self) -> SocketIoLayer {
-        self.layer.clone()
+    /// `router` with Socket.IO served in front of it (at `/socket.io/`).
+    pub fn wrap(&self, router: axum::Router) -> axum::Router {
+        (self.wrap)(router)
     }
 
     /// A router serving only Socket.IO; merge it with the others.
     pub fn router(&self) -> axum::Router {
-        axum::Router::new().layer(self.layer.clone())
+        self.wrap(axum::Router::new())
     }
 
     /// Disconnects every socket (graceful shutdown).
     pub async fn close(&self) {
-        self.inner.io.close().await;
+        self.control.close().await;
     }
 
     /// Sockets connected now.
     pub fn connected(&self) -> i64 {
-        self.inner.metrics.connected.get()
+        self.control.connected()
     }
+}
+
+fn socket_builder(config: &GatewayConfig) -> socketioxide::SocketIoBuilder {
+    SocketIo::builder()
+        .max_payload(config.max_frame_bytes)
+        .max_buffer_size(config.max_buffer_packets)
+        .ws_max_message_size(usize::try_from(config.max_frame_bytes).unwrap_or(usize::MAX))
 }
 
 fn uuid_like() -> String {
@@ -208,13 +281,13 @@ fn unix_now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-impl Inner {
+impl<A: Adapter> Inner<A> {
     /// The handshake: a valid access token or a `connect_error` with its
     /// code. On success the socket's handlers are registered here, before
     /// the client learns it is connected, so no early event is dropped.
     fn authenticate(
         self: &Arc<Self>,
-        s: &SocketRef,
+        s: &SocketRef<A>,
         auth: Option<Value>,
     ) -> Result<(), TokenError> {
         let token = auth
@@ -246,13 +319,17 @@ impl Inner {
         {
             let ctx = ctx.clone();
             s.on_fallback(
-                move |Event(event): Event, TryData(data): TryData<Value>, ack: AckSender| {
+                move |Event(event): Event, TryData(data): TryData<Value>, ack: AckSender<A>| {
                     let ctx = ctx.clone();
                     async move {
                         let job = Job {
                             event,
                             data: data.ok(),
-                            ack,
+                            ack: Box::new(move |body: &Value| {
+                                if let Err(err) = ack.send(body) {
+                                    tracing::debug!(error = %err, "cannot send ack");
+                                }
+                            }),
                             received: Instant::now(),
                         };
                         let sender = ctx.queue.lock().ok().and_then(|q| q.clone());
@@ -293,7 +370,7 @@ impl Inner {
         }
         {
             let inner = self.clone();
-            s.on_disconnect(move |s: SocketRef| {
+            s.on_disconnect(move |s: SocketRef<A>| {
                 let inner = inner.clone();
                 let ctx = ctx.clone();
                 async move { inner.on_disconnect(s, ctx).await }
@@ -302,7 +379,7 @@ impl Inner {
         Ok(())
     }
 
-    async fn on_connect(self: Arc<Self>, s: SocketRef) {
+    async fn on_connect(self: Arc<Self>, s: SocketRef<A>) {
         let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>() else {
             // The middleware always inserts it; without it, refuse service.
             let _ = s.disconnect();
@@ -336,7 +413,7 @@ impl Inner {
         tracing::debug!(sid = %s.id, user = %ctx.user, username = %ctx.username, "socket connected");
     }
 
-    async fn on_disconnect(&self, _s: SocketRef, ctx: Arc<SocketCtx>) {
+    async fn on_disconnect(&self, _s: SocketRef<A>, ctx: Arc<SocketCtx>) {
         if let Ok(mut q) = ctx.queue.lock() {
             // Ends the socket's worker once the queued events are handled.
             q.take();
@@ -368,6 +445,20 @@ impl Inner {
         }
     }
 
+    /// Like [`Self::emit_to`], to this gateway's sockets only: for events
+    /// every gateway hears itself (the membership feed).
+    pub(crate) async fn emit_local<T: serde::Serialize + ?Sized>(
+        &self,
+        rooms: Vec<String>,
+        event: &str,
+        data: &T,
+    ) {
+        let Some(ns) = self.io.of("/") else { return };
+        if let Err(err) = ns.local().to(rooms).emit(event, data).await {
+            tracing::warn!(error = %err, event, "local broadcast failed");
+        }
+    }
+
     /// Tells everyone sharing a room with `user` that it came online or went offline.
     async fn announce_presence(&self, user: UserId, online: bool) {
         let contacts = match self.directory.contacts(user).await {
@@ -387,7 +478,7 @@ impl Inner {
 }
 
 /// Disconnects a socket when its access token expires without `auth:refresh`.
-async fn expiry_watch(s: SocketRef, ctx: Arc<SocketCtx>) {
+async fn expiry_watch<A: Adapter>(s: SocketRef<A>, ctx: Arc<SocketCtx>) {
     loop {
         let exp_ms = ctx.exp.load(Ordering::Acquire).saturating_mul(1000);
         let now = unix_now_ms();
@@ -409,8 +500,29 @@ async fn expiry_watch(s: SocketRef, ctx: Arc<SocketCtx>) {
     }
 }
 
+/// Keeps this gateway's heartbeat in Redis and, on every beat, announces
+/// offline the users whose only sockets were on a gateway that died.
+async fn heartbeat<A: Adapter>(inner: Arc<Inner<A>>, cluster: Arc<redis::RedisCluster>) {
+    let mut tick = tokio::time::interval(redis::HEARTBEAT_EVERY);
+    loop {
+        tick.tick().await;
+        if let Err(err) = cluster.beat().await {
+            tracing::warn!(error = %err, "heartbeat failed");
+            continue;
+        }
+        match cluster.sweep().await {
+            Ok(users) => {
+                for user in users {
+                    inner.announce_presence(user, false).await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "sweep of dead gateways failed"),
+        }
+    }
+}
+
 /// Applies membership changes announced by db-writer to live sockets.
-async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
+async fn membership_feed<A: Adapter>(inner: Arc<Inner<A>>, mut sub: Subscription) {
     while let Some(d) = sub.next().await {
         let kind = EventKind::parse(&d.routing_key);
         let Ok(change) = Envelope::<MemberChanged>::from_slice(&d.payload).map(|e| e.data) else {
@@ -422,15 +534,16 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
         match kind {
             Some(EventKind::MemberAdded) => {
                 inner
-                    .emit_to(vec![user_room], "room:added", &change.room)
+                    .emit_local(vec![user_room], "room:added", &change.room)
                     .await;
             }
             Some(EventKind::MemberRemoved) => {
                 let room = change.room.id;
+                inner.directory.forget(room, change.user);
                 let sockets = inner
                     .io
                     .of("/")
-                    .map(|ns| ns.to(user_room.clone()).sockets());
+                    .map(|ns| ns.local().to(user_room.clone()).sockets());
                 for s in sockets.unwrap_or_default() {
                     if let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>()
                         && let Ok(mut rooms) = ctx.rooms.lock()
@@ -440,7 +553,9 @@ async fn membership_feed(inner: Arc<Inner>, mut sub: Subscription) {
                     s.leave(room_key(room));
                 }
                 let event = json!({ "room": room });
-                inner.emit_to(vec![user_room], "room:removed", &event).await;
+                inner
+                    .emit_local(vec![user_room], "room:removed", &event)
+                    .await;
             }
             _ => {}
         }

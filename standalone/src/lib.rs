@@ -6,6 +6,7 @@
 //! tests then call [`Application::run_until_stopped`]. Shutdown order:
 //! disconnect sockets, stop HTTP, close the bus, let db-writer drain.
 
+pub mod files;
 pub mod web;
 
 use std::future::Future;
@@ -18,7 +19,7 @@ use axum::extract::DefaultBodyLimit;
 use service_kit::bus::{EventBus, InProcessBus};
 use service_kit::config::{ConfigError, Env};
 use service_kit::ops::Ops;
-use socket_gateway::cluster::InProcessCluster;
+use socket_gateway::cluster::{ClusterPresence, ClusterState, InProcessCluster};
 use socket_gateway::directory::EmbeddedDirectory;
 use socket_gateway::{Gateway, GatewayConfig, GatewayDeps};
 use tokio::net::TcpListener;
@@ -40,6 +41,10 @@ pub struct Settings {
     pub auth: auth::AuthConfig,
     /// The gateway's limits.
     pub gateway: GatewayConfig,
+    /// Web push (VAPID key, push limits).
+    pub notifier: notifier::NotifierConfig,
+    /// Attachments (backend, limits, allowed types).
+    pub files: file_service::FilesConfig,
 }
 
 impl Settings {
@@ -58,6 +63,8 @@ impl Settings {
             addr,
             auth: auth::AuthConfig::from_env(env, data_dir.clone())?,
             gateway: GatewayConfig::from_env(env)?,
+            notifier: notifier::NotifierConfig::from_env(env, data_dir.clone())?,
+            files: file_service::FilesConfig::from_env(env, data_dir.clone())?,
             data_dir,
         })
     }
@@ -68,6 +75,8 @@ impl Settings {
             addr: "127.0.0.1:0".into(),
             auth: auth::AuthConfig::with_data_dir(data_dir.clone()),
             gateway: GatewayConfig::default(),
+            notifier: notifier::NotifierConfig::with_data_dir(data_dir.clone()),
+            files: file_service::FilesConfig::with_data_dir(data_dir.clone()),
             data_dir,
         }
     }
@@ -81,6 +90,7 @@ pub struct Application {
     db_writer: db_writer::DbWriterApp,
     gateway: Gateway,
     auth: auth::AuthApp,
+    notifier: notifier::NotifierApp,
 }
 
 impl Application {
@@ -111,9 +121,33 @@ impl Application {
             db_writer::DbWriterConfig {
                 data_dir: settings.data_dir.clone(),
                 batch: Default::default(),
+                mongo: settings.mongo.clone(),
             },
             dyn_bus.clone(),
             verifier.clone(),
+            &registry,
+        )
+        .await?;
+        // One cluster state: the gateway writes presence, the notifier reads it.
+        let cluster: Arc<dyn ClusterState> =
+            Arc::new(InProcessCluster::new(settings.gateway.replay_buffer));
+        let notifier = notifier::NotifierApp::build(
+            settings.notifier.clone(),
+            notifier::NotifierDeps {
+                bus: dyn_bus.clone(),
+                verifier: verifier.clone(),
+                presence: Arc::new(ClusterPresence(cluster.clone())),
+            },
+            &registry,
+        )
+        .await?;
+        // Subscribes to membership events before any room can be created.
+        let files = file_service::FileServiceApp::build(
+            settings.files.clone(),
+            file_service::FileServiceDeps {
+                bus: dyn_bus.clone(),
+                verifier: verifier.clone(),
+            },
             &registry,
         )
         .await?;
@@ -123,7 +157,9 @@ impl Application {
                 bus: dyn_bus.clone(),
                 verifier,
                 directory: Arc::new(EmbeddedDirectory(db_writer.store())),
-                cluster: Arc::new(InProcessCluster::new(settings.gateway.replay_buffer)),
+                attachments: Arc::new(files::EmbeddedAttachments(files.resolver())),
+                cluster,
+                feed: service_kit::bus::Durability::Durable,
             },
             &registry,
         )
@@ -132,14 +168,21 @@ impl Application {
         let ops = Ops::new(registry.clone())
             .check(auth.ready_check())
             .check(db_writer.ready_check())
-            .check(Arc::new(BusCheck(dyn_bus)));
+            .check(notifier.ready_check())
+            .check(files.ready_check())
+            .check(Arc::new(service_kit::ops::BusCheck(dyn_bus)));
         let api = auth
             .router()
             .merge(db_writer.router())
+            .merge(notifier.router())
             .layer(DefaultBodyLimit::max(MAX_HTTP_BODY));
-        let routes = api.merge(web::router()).merge(ops.router());
+        // Uploads stream under their own limit, outside the JSON body limit.
+        let routes = api
+            .merge(files.router())
+            .merge(web::router())
+            .merge(ops.router());
         let router = service_kit::ops::with_error_handling(routes, &registry)
-            .layer(gateway.layer())
+            
             .layer(tower_http::trace::TraceLayer::new_for_http());
 
         let listener = TcpListener::bind(&settings.addr)
@@ -152,6 +195,7 @@ impl Application {
             db_writer,
             gateway,
             auth,
+            notifier,
         })
     }
 
@@ -179,6 +223,7 @@ impl Application {
             db_writer,
             gateway,
             auth: _,
+            notifier,
         } = self;
         let gateway = Arc::new(gateway);
         let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
@@ -209,19 +254,8 @@ impl Application {
         closer.abort();
         bus.close().await;
         db_writer.drained().await;
+        notifier.drained().await;
         tracing::info!("shutdown complete");
         Ok(())
-    }
-}
-
-struct BusCheck(Arc<dyn EventBus>);
-
-#[async_trait::async_trait]
-impl service_kit::ops::ReadyCheck for BusCheck {
-    fn name(&self) -> &str {
-        "event-bus"
-    }
-    async fn check(&self) -> Result<(), String> {
-        self.0.health().await.map_err(|e| e.to_string())
     }
 }

@@ -19,6 +19,11 @@
 //!   are dropped, so overlaps between those paths are harmless.
 //! - Sending: each message gets a client_id once; retries (timeouts,
 //!   `unavailable`, reconnects) reuse it, so the server stores it at most once.
+//! - Notifications: "Enable notifications" registers /sw.js, subscribes
+//!   with the server's VAPID key and posts the subscription; logging out
+//!   deletes it on the server, so the next user of this browser does not
+//!   get the previous one's pushes. A click on a notification opens
+//!   `/?room=<id>` (or tells an open tab to show that room).
 //! - No user-provided text ever goes through innerHTML: the DOM is built with
 //!   createElement + textContent only.
 //!
@@ -28,6 +33,7 @@
   'use strict';
 
   const SESSION_KEY = 'parley.session';
+  const PUSH_KEY = 'parley.push'; // {user, id}: this browser's subscription on the server
   const ACK_TIMEOUT_MS = 5000;
   const HISTORY_PAGE = 50;
   const SEND_ATTEMPTS = 5;
@@ -334,6 +340,7 @@
       // Logout needs a live access token; get one first rather than let the
       // 401-retry path resend a refresh token it has just spent.
       if (s.expires_at - Date.now() < 10_000) await refreshSession();
+      await forgetPushSubscription();
       await request('POST', '/api/auth/logout', { refresh_token: session.refresh_token });
     } catch (err) {
       // Logging out locally must work even when the server cannot be told.
@@ -342,6 +349,94 @@
       $('logout-btn').disabled = false;
     }
     if (session) endSession('');
+  }
+
+  // ---------------------------------------------------------------- push
+
+  function pushSupported() {
+    return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window;
+  }
+
+  function base64UrlToBytes(s) {
+    const b64 = s.replace(/-/g, '+').replace(/_/g, '/') + '='.repeat((4 - (s.length % 4)) % 4);
+    return Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+  }
+
+  function sameKey(a, b) {
+    if (!a) return false;
+    const x = new Uint8Array(a);
+    return x.length === b.length && x.every((v, i) => v === b[i]);
+  }
+
+  function storedPush() {
+    try {
+      return JSON.parse(localStorage.getItem(PUSH_KEY));
+    } catch {
+      return null;
+    }
+  }
+
+  function renderPushButton() {
+    const btn = $('push-btn');
+    btn.hidden = !pushSupported();
+    const p = storedPush();
+    const on = !!(session && p && p.user === me().id && Notification.permission === 'granted');
+    btn.textContent = on ? 'Notifications on' : 'Enable notifications';
+    btn.dataset.state = on ? 'on' : 'off';
+  }
+
+  /** Permission, service worker, PushManager subscription, POST to the server. */
+  async function enableNotifications() {
+    const btn = $('push-btn');
+    btn.disabled = true;
+    showError('sidebar-error', '');
+    try {
+      const permission = await Notification.requestPermission();
+      if (permission !== 'granted') {
+        throw new ApiError(0, 'denied', 'Notifications are blocked for this site in the browser settings.');
+      }
+      const reg = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+      await navigator.serviceWorker.ready;
+      const { key } = await request('GET', '/api/push/vapid-public-key', undefined, { auth: false });
+      const serverKey = base64UrlToBytes(key);
+      let sub = await reg.pushManager.getSubscription();
+      // A subscription made for another server key cannot be used: replace it.
+      if (sub && !sameKey(sub.options && sub.options.applicationServerKey, serverKey)) {
+        await sub.unsubscribe();
+        sub = null;
+      }
+      if (!sub) {
+        sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: serverKey });
+      }
+      const saved = await request('POST', '/api/push/subscriptions', sub.toJSON());
+      localStorage.setItem(PUSH_KEY, JSON.stringify({ user: me().id, id: saved.id }));
+    } catch (err) {
+      showError('sidebar-error', err instanceof ApiError ? describeError(err) : `Notifications: ${err.message || err}`);
+    } finally {
+      btn.disabled = false;
+      renderPushButton();
+    }
+  }
+
+  /** On logout: this browser's pushes must not reach the next user. */
+  async function forgetPushSubscription() {
+    const p = storedPush();
+    localStorage.removeItem(PUSH_KEY);
+    if (!p || !session || p.user !== me().id) return;
+    try {
+      await request('DELETE', `/api/push/subscriptions/${encodeURIComponent(p.id)}`);
+    } catch (err) {
+      console.warn('push unsubscribe:', err);
+    }
+  }
+
+  /** `/?room=<id>` (a notification was clicked): open that room once rooms are loaded. */
+  function openRoomFromUrl() {
+    const params = new URLSearchParams(location.search);
+    const room = params.get('room');
+    if (!room) return;
+    history.replaceState(null, '', location.pathname);
+    openRoom(room);
   }
 
   // ---------------------------------------------------------------- views
@@ -365,6 +460,7 @@
     $('session-bar').hidden = false;
     $('current-user').textContent = me().username;
     showError('sidebar-error', '');
+    renderPushButton();
     renderRooms();
     renderRoom();
   }
@@ -386,6 +482,7 @@
     }
     try {
       await loadRooms();
+      openRoomFromUrl();
     } catch (err) {
       if (!session) return;
       showError('sidebar-error', describeError(err));
@@ -1143,6 +1240,13 @@
     });
     $('register-btn').addEventListener('click', () => authenticate('register'));
     $('logout-btn').addEventListener('click', logout);
+    $('push-btn').addEventListener('click', enableNotifications);
+    if ('serviceWorker' in navigator) {
+      // The service worker asks an open tab to show the room of a clicked notification.
+      navigator.serviceWorker.addEventListener('message', (e) => {
+        if (e.data && e.data.type === 'open-room' && session) openRoom(e.data.room);
+      });
+    }
     $('dm-form').addEventListener('submit', openDirect);
     $('room-form').addEventListener('submit', createGroup);
     $('composer-form').addEventListener('submit', sendFromComposer);

@@ -36,6 +36,7 @@ async fn spawn_api() -> Api {
         db_writer::DbWriterConfig {
             data_dir: dir.path().into(),
             batch: Default::default(),
+            mongo: None,
         },
         dyn_bus,
         auth.verifier(),

@@ -12,6 +12,7 @@ async fn app(dir: &std::path::Path, bus: Arc<InProcessBus>) -> db_writer::DbWrit
         db_writer::DbWriterConfig {
             data_dir: dir.into(),
             batch: Default::default(),
+            mongo: None,
         },
         bus,
         verifier,

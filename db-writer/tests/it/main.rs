@@ -26,3 +26,22 @@ async fn mongo_store_conforms() {
         Arc::new(db_writer::mongo::MongoChatStore::open(db).await.unwrap());
     db_writer::conformance::run(store).await;
 }
+
+#[tokio::test]
+async fn sqlite_store_migrates_messages_without_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("chat.db");
+    // The messages table as releases before attachments made it.
+    let old = rusqlite::Connection::open(&path).unwrap();
+    old.execute_batch(
+        "CREATE TABLE messages (room TEXT NOT NULL, seq INTEGER NOT NULL, id TEXT NOT NULL UNIQUE,
+         sender TEXT NOT NULL, body TEXT NOT NULL, ts INTEGER NOT NULL, client_id TEXT NOT NULL,
+         PRIMARY KEY (room, seq)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    drop(old);
+    let store: Arc<dyn ChatStore> = Arc::new(SqliteChatStore::open(&path).unwrap());
+    // Opening twice must not try to add the column again.
+    drop(SqliteChatStore::open(&path).unwrap());
+    db_writer::conformance::run(store).await;
+}

@@ -166,11 +166,11 @@ impl BlobStore for S3BlobStore {
         let more = self.fill(&mut body, &mut buf, &mut carry).await?;
         // Peek whether anything follows a full first part: a body of exactly
         // one part still goes up in one PUT.
-        if more && carry.is_none() {
-            match body.next().await {
-                Some(c) => carry = Some(c.map_err(BlobError::Body)?),
-                None => {}
-            }
+        if more
+            && carry.is_none()
+            && let Some(c) = body.next().await
+        {
+            carry = Some(c.map_err(BlobError::Body)?);
         }
         if carry.is_none() {
             let len = buf.len() as u64;

@@ -417,6 +417,6 @@ async fn attachments_resolve_only_within_their_room() {
     assert_eq!(res.json()[0]["name"], Value::from("a.txt"));
     let path = format!("/internal/files/resolve?room={room}&ids={mine},{foreign}");
     let res = crate::helpers::request(svc.addr, "GET", &path, &[], vec![]).await;
-    assert_eq!(res.status, 400);
-    assert_eq!(res.code(), "attachment_invalid");
+    assert_eq!(res.status, 404);
+    assert_eq!(res.code(), "not_found");
 }

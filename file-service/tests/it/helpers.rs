@@ -11,8 +11,59 @@ use file_service::{BackendConfig, FileServiceApp, FileServiceDeps, FilesConfig, 
 use http_body_util::{BodyExt, Full};
 use service_kit::bus::{EventBus, InProcessBus};
 use service_kit::testing::Response;
-use service_kit::token::{Claims, ISSUER, Verifier};
+use service_kit::token::{Claims, ISSUER, Jwk, Jwks, Verifier};
 use shared_models::{MemberChanged, Room, RoomId, RoomKind, UserId};
+
+/// Signs access tokens like auth does (EdDSA with a `kid`), so the tests
+/// verify real tokens without depending on the auth crate.
+pub struct Signer {
+    kid: String,
+    public: [u8; 32],
+    encoding: jsonwebtoken::EncodingKey,
+}
+
+impl Signer {
+    /// A fresh random key.
+    pub fn new() -> Self {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+        let der = signing.to_pkcs8_der().unwrap();
+        Self {
+            kid: "test-key".into(),
+            public: signing.verifying_key().to_bytes(),
+            encoding: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+        }
+    }
+
+    /// The JWKS a verifier trusts.
+    pub fn jwks(&self) -> Jwks {
+        use base64::Engine;
+        Jwks {
+            keys: vec![Jwk {
+                kty: "OKP".into(),
+                crv: "Ed25519".into(),
+                alg: "EdDSA".into(),
+                use_: "sig".into(),
+                kid: self.kid.clone(),
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.public),
+            }],
+        }
+    }
+
+    /// A verifier for these tokens.
+    pub fn verifier(&self) -> Arc<Verifier> {
+        Arc::new(Verifier::from_jwks(&self.jwks()).unwrap())
+    }
+
+    /// A signed token.
+    pub fn sign(&self, claims: &Claims) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
 
 /// Credentials the test S3 server accepts.
 pub const ACCESS_KEY: &str = "parley-test";
@@ -97,7 +148,7 @@ pub struct Service {
     pub addr: SocketAddr,
     pub app: FileServiceApp,
     pub bus: Arc<InProcessBus>,
-    keys: auth::keys::KeySet,
+    keys: Signer,
     pub files_dir: PathBuf,
     pub s3: Option<(S3Server, S3Config)>,
     _dir: tempfile::TempDir,
@@ -118,8 +169,8 @@ impl Service {
     /// A service on `kind` with a configuration tweak.
     pub async fn start_with(kind: Kind, tweak: impl FnOnce(&mut FilesConfig)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let keys = auth::keys::KeySet::load_or_generate(&dir.path().join("keys")).unwrap();
-        let verifier = Arc::new(Verifier::from_jwks(&keys.jwks()).unwrap());
+        let keys = Signer::new();
+        let verifier = keys.verifier();
         let mut config = FilesConfig::with_data_dir(dir.path().join("data"));
         let files_dir = dir.path().join("files");
         let s3 = match kind {
@@ -161,17 +212,14 @@ impl Service {
     pub fn user(&self) -> User {
         let id = UserId::new();
         let now = chrono_now();
-        let token = self
-            .keys
-            .sign(&Claims {
-                sub: id,
-                name: format!("u{}", &id.to_string()[28..]),
-                iss: ISSUER.into(),
-                iat: now,
-                exp: now + 600,
-                jti: uuid::Uuid::new_v4().to_string(),
-            })
-            .unwrap();
+        let token = self.keys.sign(&Claims {
+            sub: id,
+            name: format!("u{}", &id.to_string()[28..]),
+            iss: ISSUER.into(),
+            iat: now,
+            exp: now + 600,
+            jti: uuid::Uuid::new_v4().to_string(),
+        });
         User { id, token }
     }
 

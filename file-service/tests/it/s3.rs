@@ -93,12 +93,9 @@ async fn a_wrong_secret_gets_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = FilesConfig::with_data_dir(dir.path().into());
     config.backend = BackendConfig::S3(bad);
-    let keys = auth::keys::KeySet::load_or_generate(&dir.path().join("keys")).unwrap();
     let deps = FileServiceDeps {
         bus: std::sync::Arc::new(service_kit::bus::InProcessBus::default()),
-        verifier: std::sync::Arc::new(
-            service_kit::token::Verifier::from_jwks(&keys.jwks()).unwrap(),
-        ),
+        verifier: crate::helpers::Signer::new().verifier(),
     };
     let err = FileServiceApp::build(config, deps, &prometheus::Registry::new())
         .await

@@ -32,11 +32,23 @@ async fn subscriptions_are_validated_owned_and_limited() {
     let post = |who: Option<&str>, v: Value| {
         let who = who.map(str::to_owned);
         async move {
-            http(h.addr, "POST", "/api/push/subscriptions", who.as_deref(), Some(v)).await
+            http(
+                h.addr,
+                "POST",
+                "/api/push/subscriptions",
+                who.as_deref(),
+                Some(v),
+            )
+            .await
         }
     };
 
-    assert_eq!(post(None, body("https://push.example/1", &p256dh, &auth)).await.status, 401);
+    assert_eq!(
+        post(None, body("https://push.example/1", &p256dh, &auth))
+            .await
+            .status,
+        401
+    );
     let compressed = {
         use p256::elliptic_curve::sec1::ToEncodedPoint;
         URL_SAFE_NO_PAD.encode(s.secret.public_key().to_encoded_point(true).as_bytes())
@@ -47,11 +59,23 @@ async fn subscriptions_are_validated_owned_and_limited() {
         body("http://push.example/1", &p256dh, &auth),
         body("ftp://push.example/1", &p256dh, &auth),
         body("not a url", &p256dh, &auth),
-        body(&format!("https://push.example/{}", "x".repeat(3000)), &p256dh, &auth),
+        body(
+            &format!("https://push.example/{}", "x".repeat(3000)),
+            &p256dh,
+            &auth,
+        ),
         body("https://push.example/1", &compressed, &auth),
-        body("https://push.example/1", &URL_SAFE_NO_PAD.encode(off_curve), &auth),
+        body(
+            "https://push.example/1",
+            &URL_SAFE_NO_PAD.encode(off_curve),
+            &auth,
+        ),
         body("https://push.example/1", "!!!", &auth),
-        body("https://push.example/1", &p256dh, &URL_SAFE_NO_PAD.encode([0u8; 15])),
+        body(
+            "https://push.example/1",
+            &p256dh,
+            &URL_SAFE_NO_PAD.encode([0u8; 15]),
+        ),
         json!({"endpoint": "https://push.example/1"}),
     ] {
         let res = post(Some(&a.token), bad.clone()).await;
@@ -59,42 +83,95 @@ async fn subscriptions_are_validated_owned_and_limited() {
         assert_eq!(res.code(), "bad_request");
     }
 
-    let first = post(Some(&a.token), body("https://push.example/1", &p256dh, &auth)).await;
+    let first = post(
+        Some(&a.token),
+        body("https://push.example/1", &p256dh, &auth),
+    )
+    .await;
     assert_eq!(first.status, 201);
     let id = first.json()["id"].as_str().unwrap().to_owned();
     // Padded keys are accepted; the same endpoint updates, not duplicates.
     let again = post(
         Some(&a.token),
-        body("https://push.example/1", &format!("{p256dh}="), &format!("{auth}==")),
+        body(
+            "https://push.example/1",
+            &format!("{p256dh}="),
+            &format!("{auth}=="),
+        ),
     )
     .await;
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["id"], id.as_str());
     for n in 2..=4 {
-        let res = post(Some(&a.token), body(&format!("https://push.example/{n}"), &p256dh, &auth)).await;
+        let res = post(
+            Some(&a.token),
+            body(&format!("https://push.example/{n}"), &p256dh, &auth),
+        )
+        .await;
         assert_eq!(res.status, 201);
     }
     // The harness allows four per user.
-    let over = post(Some(&a.token), body("https://push.example/5", &p256dh, &auth)).await;
+    let over = post(
+        Some(&a.token),
+        body("https://push.example/5", &p256dh, &auth),
+    )
+    .await;
     assert_eq!(over.status, 403, "{:?}", over.json());
 
-    let mine = http(h.addr, "GET", "/api/push/subscriptions", Some(&a.token), None).await;
+    let mine = http(
+        h.addr,
+        "GET",
+        "/api/push/subscriptions",
+        Some(&a.token),
+        None,
+    )
+    .await;
     assert_eq!(mine.status, 200);
     let list = mine.json()["subscriptions"].as_array().unwrap().clone();
     assert_eq!(list.len(), 4);
     assert_eq!(list[0]["id"], id.as_str());
     assert_eq!(list[0]["endpoint"], "https://push.example/1");
-    let theirs = http(h.addr, "GET", "/api/push/subscriptions", Some(&b.token), None).await;
+    let theirs = http(
+        h.addr,
+        "GET",
+        "/api/push/subscriptions",
+        Some(&b.token),
+        None,
+    )
+    .await;
     assert_eq!(theirs.json()["subscriptions"], json!([]));
 
     let path = format!("/api/push/subscriptions/{id}");
-    assert_eq!(http(h.addr, "DELETE", &path, Some(&b.token), None).await.status, 404);
     assert_eq!(
-        http(h.addr, "DELETE", "/api/push/subscriptions/nope", Some(&a.token), None).await.status,
+        http(h.addr, "DELETE", &path, Some(&b.token), None)
+            .await
+            .status,
         404
     );
-    assert_eq!(http(h.addr, "DELETE", &path, Some(&a.token), None).await.status, 204);
-    assert_eq!(http(h.addr, "DELETE", &path, Some(&a.token), None).await.status, 404);
+    assert_eq!(
+        http(
+            h.addr,
+            "DELETE",
+            "/api/push/subscriptions/nope",
+            Some(&a.token),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        http(h.addr, "DELETE", &path, Some(&a.token), None)
+            .await
+            .status,
+        204
+    );
+    assert_eq!(
+        http(h.addr, "DELETE", &path, Some(&a.token), None)
+            .await
+            .status,
+        404
+    );
 }
 
 #[tokio::test]
@@ -103,18 +180,41 @@ async fn only_members_mute_a_room() {
     let (a, b, c) = (h.user("alice"), h.user("bob"), h.user("carol"));
     let room = h.room("team", &[&a, &b]).await;
     let path = format!("/api/push/mutes/{room}");
-    assert_eq!(http(h.addr, "PUT", &path, Some(&c.token), None).await.status, 404);
-    assert_eq!(http(h.addr, "PUT", &path, None, None).await.status, 401);
     assert_eq!(
-        http(h.addr, "PUT", "/api/push/mutes/not-a-room", Some(&a.token), None).await.status,
+        http(h.addr, "PUT", &path, Some(&c.token), None)
+            .await
+            .status,
         404
     );
-    assert_eq!(http(h.addr, "PUT", &path, Some(&b.token), None).await.status, 204);
+    assert_eq!(http(h.addr, "PUT", &path, None, None).await.status, 401);
+    assert_eq!(
+        http(
+            h.addr,
+            "PUT",
+            "/api/push/mutes/not-a-room",
+            Some(&a.token),
+            None
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        http(h.addr, "PUT", &path, Some(&b.token), None)
+            .await
+            .status,
+        204
+    );
     let mutes = http(h.addr, "GET", "/api/push/mutes", Some(&b.token), None).await;
     assert_eq!(mutes.json()["rooms"], json!([room]));
     let none = http(h.addr, "GET", "/api/push/mutes", Some(&a.token), None).await;
     assert_eq!(none.json()["rooms"], json!([]));
-    assert_eq!(http(h.addr, "DELETE", &path, Some(&b.token), None).await.status, 204);
+    assert_eq!(
+        http(h.addr, "DELETE", &path, Some(&b.token), None)
+            .await
+            .status,
+        204
+    );
     let mutes = http(h.addr, "GET", "/api/push/mutes", Some(&b.token), None).await;
     assert_eq!(mutes.json()["rooms"], json!([]));
 }

@@ -114,11 +114,7 @@ impl PushDouble {
             .unwrap()
             .subscribers
             .insert(name.to_owned(), sub);
-        (
-            format!("http://{}/push/{name}", self.addr),
-            p256dh,
-            auth,
-        )
+        (format!("http://{}/push/{name}", self.addr), p256dh, auth)
     }
 
     /// Answers `name`'s next requests with these, then 201.
@@ -267,7 +263,9 @@ fn verify_vapid(auth: &str, origin: &str) -> Result<Vec<u8>, String> {
         }
     }
     let (t, k) = (t.ok_or("no t=")?, k.ok_or("no k=")?);
-    let k = URL_SAFE_NO_PAD.decode(k).map_err(|_| "k is not base64url")?;
+    let k = URL_SAFE_NO_PAD
+        .decode(k)
+        .map_err(|_| "k is not base64url")?;
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&k).map_err(|_| "k is not a P-256 key")?;
     let mut parts = t.split('.');
     let (h, c, s) = (
@@ -285,13 +283,15 @@ fn verify_vapid(auth: &str, origin: &str) -> Result<Vec<u8>, String> {
         .map_err(|_| "signature is not r||s")?;
     key.verify(format!("{h}.{c}").as_bytes(), &sig)
         .map_err(|_| "VAPID signature does not verify against k")?;
-    let claims: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| "claims")?)
-            .map_err(|_| "claims json")?;
+    let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| "claims")?)
+        .map_err(|_| "claims json")?;
     if claims["aud"] != origin {
         return Err(format!("aud {} is not {origin}", claims["aud"]));
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let exp = claims["exp"].as_u64().ok_or("no exp")?;
     if exp <= now || exp > now + 24 * 3600 {
         return Err(format!("exp {exp} is not within 24 h of {now}"));
@@ -312,7 +312,9 @@ pub fn decrypt(sub: &Subscriber, body: &[u8]) -> Result<Vec<u8>, String> {
     let rs = u32::from_be_bytes(body[16..20].try_into().unwrap()) as usize;
     let idlen = body[20] as usize;
     if idlen != 65 || body.len() < 21 + idlen {
-        return Err(format!("keyid length {idlen}, expected the 65-byte sender key"));
+        return Err(format!(
+            "keyid length {idlen}, expected the 65-byte sender key"
+        ));
     }
     let as_public = &body[21..21 + idlen];
     let ciphertext = &body[21 + idlen..];

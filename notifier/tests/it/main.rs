@@ -35,8 +35,11 @@ async fn sqlite_store_conforms() {
 #[tokio::test]
 async fn mongo_store_conforms() {
     let db = service_kit::testing::mongo_database().await;
-    let store: Arc<dyn SubscriptionStore> =
-        Arc::new(notifier::mongo::MongoSubscriptionStore::open(db).await.unwrap());
+    let store: Arc<dyn SubscriptionStore> = Arc::new(
+        notifier::mongo::MongoSubscriptionStore::open(db)
+            .await
+            .unwrap(),
+    );
     notifier::conformance::run(store).await;
 }
 

@@ -12,7 +12,10 @@ use crate::double::{Answer, PushDouble};
 use crate::harness;
 
 /// Waits for `n` finished pushes.
-async fn outcomes(rx: &mut tokio::sync::broadcast::Receiver<PushEvent>, n: usize) -> Vec<PushEvent> {
+async fn outcomes(
+    rx: &mut tokio::sync::broadcast::Receiver<PushEvent>,
+    n: usize,
+) -> Vec<PushEvent> {
     let mut got = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), async {
         while got.len() < n {
@@ -28,7 +31,12 @@ async fn outcomes(rx: &mut tokio::sync::broadcast::Receiver<PushEvent>, n: usize
 async fn offline_members_get_one_verified_push_others_none() {
     let h = harness(true).await;
     let double = PushDouble::start().await;
-    let (a, b, c, d) = (h.user("alice"), h.user("bob"), h.user("carol"), h.user("dave"));
+    let (a, b, c, d) = (
+        h.user("alice"),
+        h.user("bob"),
+        h.user("carol"),
+        h.user("dave"),
+    );
     let room = h.room("team", &[&a, &b, &c, &d]).await;
     for (u, name) in [(&a, "a"), (&b, "b"), (&c, "c"), (&d, "d")] {
         h.subscribe(u, &double.subscribe(name)).await;
@@ -70,7 +78,10 @@ async fn offline_members_get_one_verified_push_others_none() {
         key["key"].as_str().unwrap()
     );
     assert_eq!(got[0].headers["topic"], room.0.simple().to_string());
-    assert_eq!(outcomes(&mut events, 1).await[0].outcome, Outcome::Delivered);
+    assert_eq!(
+        outcomes(&mut events, 1).await[0].outcome,
+        Outcome::Delivered
+    );
     assert_eq!(h.metric("parley_push_sent_total"), 1.0);
     assert_eq!(h.metric("parley_push_send_seconds_count"), 1.0);
 
@@ -99,11 +110,7 @@ async fn offline_members_get_one_verified_push_others_none() {
 
     // A redelivered message does not push twice.
     let before = h.metric("parley_push_queued_total");
-    let env = shared_models::Envelope::new(
-        shared_models::EventKind::MessageCreated,
-        "test",
-        m2,
-    );
+    let env = shared_models::Envelope::new(shared_models::EventKind::MessageCreated, "test", m2);
     service_kit::bus::EventBus::publish(h.bus.as_ref(), "chat.message.created", env.to_bytes())
         .await
         .unwrap();
@@ -180,10 +187,16 @@ async fn server_errors_are_retried_then_dead_lettered() {
     let mut events = h.app.pusher().events();
     let m = h.send(room, &a, 1, "hi").await;
     let got = outcomes(&mut events, 2).await;
-    let down = got.iter().find(|e| e.outcome != Outcome::Delivered).unwrap();
+    let down = got
+        .iter()
+        .find(|e| e.outcome != Outcome::Delivered)
+        .unwrap();
     assert_eq!(down.outcome, Outcome::GaveUp(503));
     assert_eq!(down.attempts, 3);
-    let flaky = got.iter().find(|e| e.outcome == Outcome::Delivered).unwrap();
+    let flaky = got
+        .iter()
+        .find(|e| e.outcome == Outcome::Delivered)
+        .unwrap();
     assert_eq!(flaky.attempts, 3);
     assert_eq!(double.received_by("down").len(), 3);
     let dead = h.app.pusher().dead_letters();
@@ -281,7 +294,9 @@ async fn previews_can_be_turned_off() {
         client_id: shared_models::ClientId::new(),
         attachments: Vec::new(),
     };
-    service_kit::bus::publish(bus.as_ref(), "test", m).await.unwrap();
+    service_kit::bus::publish(bus.as_ref(), "test", m)
+        .await
+        .unwrap();
     let got = double.wait_for("b", 1).await;
     let body = got[0].result.clone().unwrap();
     assert!(body.get("preview").is_none(), "{body}");

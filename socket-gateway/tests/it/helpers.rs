@@ -80,6 +80,7 @@ pub async fn spawn_gateway_with(config: GatewayConfig) -> TestGateway {
         db_writer::DbWriterConfig {
             data_dir: dir.path().into(),
             batch: Default::default(),
+            mongo: None,
         },
         dyn_bus.clone(),
         auth.verifier(),
@@ -94,7 +95,9 @@ pub async fn spawn_gateway_with(config: GatewayConfig) -> TestGateway {
             bus: dyn_bus,
             verifier: auth.verifier(),
             directory: Arc::new(EmbeddedDirectory(store.clone())),
+            attachments: Arc::new(socket_gateway::attachments::NoAttachments),
             cluster: Arc::new(InProcessCluster::new(256)),
+            feed: service_kit::bus::Durability::Durable,
         },
         &registry,
     )

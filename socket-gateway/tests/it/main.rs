@@ -4,6 +4,7 @@
 // Tests and their helpers fail by panicking.
 #![allow(clippy::unwrap_used)]
 
+mod cluster;
 mod events;
 mod handshake;
 mod helpers;
