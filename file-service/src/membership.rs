@@ -2,6 +2,10 @@
 //! events from db-writer, kept in the service's own store so that access
 //! checks never call another service.
 //!
+//! An event names one user, and carries the room with its members after
+//! the change; every listed member is recorded as well (db-writer does not
+//! announce a room's creator separately). Only a `removed` event removes.
+//!
 //! The queue is durable: a membership change must not be missed while the
 //! service is down. Each event is one small idempotent write, settled at
 //! once (in the standalone server this consumer sits in the path of the
@@ -39,11 +43,19 @@ async fn apply(store: &dyn FileMetaStore, routing_key: &str, payload: &[u8]) -> 
         Ok(env) => env.data,
         Err(e) => return Outcome::Unparseable(e.to_string()),
     };
-    let res = if added {
+    // The event carries the room as it is after the change. Its members are
+    // added too: a room's creator is not announced on its own.
+    let mut res = Ok(());
+    for &member in &ev.room.members {
+        if member != ev.user || added {
+            res = res.and(store.add_member(ev.room.id, member).await);
+        }
+    }
+    res = res.and(if added {
         store.add_member(ev.room.id, ev.user).await
     } else {
         store.remove_member(ev.room.id, ev.user).await
-    };
+    });
     match res {
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(e),

@@ -72,6 +72,12 @@ pub struct PayloadUser {
     pub username: String,
 }
 
+/// A push already queued: its message and subscription.
+type PushKey = (MessageId, SubscriptionId);
+
+/// Recently queued pushes, as a set and in arrival order (to forget the oldest).
+type Seen = (HashSet<PushKey>, VecDeque<PushKey>);
+
 /// The consumer's collaborators.
 pub struct Context {
     /// The notifier's store.
@@ -82,10 +88,7 @@ pub struct Context {
     pub pusher: Arc<Pusher>,
     /// Whether pushes carry a body preview.
     pub preview: bool,
-    dedupe: Mutex<(
-        HashSet<(MessageId, SubscriptionId)>,
-        VecDeque<(MessageId, SubscriptionId)>,
-    )>,
+    dedupe: Mutex<Seen>,
 }
 
 impl Context {
@@ -106,7 +109,7 @@ impl Context {
     }
 
     /// Whether this pair is new (and remembers it).
-    fn first_time(&self, key: (MessageId, SubscriptionId)) -> bool {
+    fn first_time(&self, key: PushKey) -> bool {
         let Ok(mut guard) = self.dedupe.lock() else {
             return true;
         };

@@ -729,7 +729,9 @@
         rerenderIfOpen(entry.roomId);
         return;
       }
-      const ack = await emitAck('message:send', { room: entry.roomId, client_id: entry.clientId, body: entry.body });
+      const payload = { room: entry.roomId, client_id: entry.clientId, body: entry.body };
+      if (entry.attachments && entry.attachments.length) payload.attachments = entry.attachments;
+      const ack = await emitAck('message:send', payload);
       if (!isPending(entry)) return;
       if (ack.ok) {
         const st = rooms.get(entry.roomId);
@@ -1147,7 +1149,122 @@
         title: date.toLocaleString(),
         text: date.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' }),
       }) : null),
-    el('div', { className: 'body', text: m.body }));
+    el('div', { className: 'body', text: m.body }),
+    attachmentsEl(m));
+  }
+
+  // ------------------------------------------------------------- attachments
+
+  /** Types the server serves inline; everything else is offered as a download. */
+  const INLINE_IMAGES = ['image/png', 'image/jpeg', 'image/gif', 'image/webp', 'image/bmp'];
+  /** file id -> Promise of a blob URL (fetched once: <img> cannot send a bearer token). */
+  const fileUrls = new Map();
+
+  function formatSize(n) {
+    if (n < 1024) return `${n} B`;
+    if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+    return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  }
+
+  /** Fetches a file with the access token (refreshing once on 401) as a blob. */
+  async function fetchFile(id, retried = false) {
+    const res = await fetch(`/api/files/${encodeURIComponent(id)}`, {
+      headers: { authorization: `Bearer ${session.access_token}` },
+    });
+    if (res.status === 401 && !retried) {
+      await refreshSession();
+      return fetchFile(id, true);
+    }
+    if (!res.ok) throw new ApiError(res.status, `http_${res.status}`, `Download failed (HTTP ${res.status}).`);
+    return res.blob();
+  }
+
+  function fileUrl(id) {
+    if (!fileUrls.has(id)) {
+      const p = fetchFile(id).then((blob) => URL.createObjectURL(blob));
+      p.catch(() => fileUrls.delete(id)); // a later render tries again
+      fileUrls.set(id, p);
+    }
+    return fileUrls.get(id);
+  }
+
+  async function downloadAttachment(a) {
+    try {
+      const url = await fileUrl(a.id);
+      const link = el('a', { href: url });
+      link.download = a.name;
+      document.body.append(link);
+      link.click();
+      link.remove();
+    } catch (err) {
+      showError('send-error', describeError(err));
+    }
+  }
+
+  function attachmentsEl(m) {
+    if (!Array.isArray(m.attachments) || !m.attachments.length) return null;
+    const box = el('div', { className: 'attachments' });
+    for (const a of m.attachments) {
+      if (INLINE_IMAGES.includes(a.content_type)) {
+        const img = el('img', { className: 'attachment-image', alt: a.name, title: a.name });
+        img.dataset.testid = 'attachment-image';
+        img.dataset.fileId = a.id;
+        fileUrl(a.id).then((url) => { img.src = url; }, () => { img.alt = `${a.name} (unavailable)`; });
+        box.append(img);
+      }
+      const link = el('a', {
+        href: '#',
+        className: 'attachment-link',
+        text: `${a.name} (${formatSize(a.size)})`,
+        onclick: (e) => { e.preventDefault(); downloadAttachment(a); },
+      });
+      link.dataset.testid = 'attachment-link';
+      link.dataset.fileId = a.id;
+      box.append(link);
+    }
+    return box;
+  }
+
+  /** Uploads the chosen file, then sends it as a message (the composer's text, or the file name). */
+  async function attachFile(file, retried = false) {
+    const st = currentRoom();
+    if (!st || !file) return;
+    showError('send-error', '');
+    const btn = $('attach-btn');
+    btn.disabled = true;
+    try {
+      const form = new FormData();
+      form.append('file', file, file.name);
+      const res = await fetch(`/api/files?room=${encodeURIComponent(st.room.id)}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${session.access_token}` },
+        body: form,
+      });
+      if (res.status === 401 && !retried) {
+        await refreshSession();
+        btn.disabled = false;
+        return attachFile(file, true);
+      }
+      const data = await res.json().catch(() => null);
+      if (!res.ok) {
+        const e = data && data.error;
+        throw new ApiError(res.status, (e && e.code) || `http_${res.status}`, (e && e.message) || `Upload failed (HTTP ${res.status}).`);
+      }
+      const box = $('composer');
+      const body = box.value.trim() ? box.value : data.name;
+      const entry = {
+        clientId: uuid(), roomId: st.room.id, body, attachments: [data.id], state: 'sending', error: null,
+      };
+      st.pending.push(entry);
+      box.value = '';
+      renderMessages('bottom');
+      deliver(entry);
+    } catch (err) {
+      showError('send-error', describeError(err));
+    } finally {
+      btn.disabled = false;
+      $('attach-input').value = '';
+    }
   }
 
   function pendingEl(entry) {
@@ -1250,6 +1367,8 @@
     $('dm-form').addEventListener('submit', openDirect);
     $('room-form').addEventListener('submit', createGroup);
     $('composer-form').addEventListener('submit', sendFromComposer);
+    $('attach-btn').addEventListener('click', () => $('attach-input').click());
+    $('attach-input').addEventListener('change', (e) => attachFile(e.target.files[0]));
 
     const composer = $('composer');
     composer.addEventListener('input', onComposerInput);

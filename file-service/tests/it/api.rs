@@ -420,3 +420,32 @@ async fn attachments_resolve_only_within_their_room() {
     assert_eq!(res.status, 404);
     assert_eq!(res.code(), "not_found");
 }
+
+#[tokio::test]
+async fn a_room_creator_is_a_member_from_the_others_announcements() {
+    let svc = Service::start(Kind::Local, 25 * MIB).await;
+    let (owner, guest, later) = (svc.user(), svc.user(), svc.user());
+    let room = RoomId::new();
+    // db-writer announces the guests of a new room, not its creator.
+    svc.announce(room, vec![owner.id, guest.id], guest.id, true)
+        .await;
+    for u in [&owner, &guest] {
+        let res = svc.upload_raw(u, room, "a.txt", b"hi".to_vec()).await;
+        assert_eq!(res.status, 201);
+    }
+    // A removal removes only the user it names, whatever the room lists.
+    svc.announce(room, vec![owner.id, later.id], guest.id, false)
+        .await;
+    assert_eq!(
+        svc.upload_raw(&guest, room, "b.txt", b"x".to_vec())
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        svc.upload_raw(&owner, room, "b.txt", b"x".to_vec())
+            .await
+            .status,
+        201
+    );
+}

@@ -223,15 +223,23 @@ impl Service {
         User { id, token }
     }
 
-    /// Announces a membership change as db-writer would.
+    /// Announces a membership change as db-writer would (the room listing
+    /// just `user`, or nobody after a removal).
     pub async fn member(&self, room: RoomId, user: UserId, added: bool) {
+        let members = if added { vec![user] } else { vec![] };
+        self.announce(room, members, user, added).await;
+    }
+
+    /// Announces that `user` was added to or removed from `room`, whose
+    /// members after the change are `members`.
+    pub async fn announce(&self, room: RoomId, members: Vec<UserId>, user: UserId, added: bool) {
         let ev = MemberChanged {
             room: Room {
                 id: room,
                 name: Some("files".into()),
                 kind: RoomKind::Group,
-                owner: Some(user),
-                members: if added { vec![user] } else { vec![] },
+                owner: members.first().copied(),
+                members,
                 users: vec![],
             },
             user,

@@ -1,0 +1,192 @@
+// The distributed deployment end to end: 3 gateways, db-writer and auth as
+// separate processes on Redis, RabbitMQ and a MongoDB wire-protocol
+// server; clients on different gateways. Then the faults: a killed
+// db-writer, a stopped database, a restarted broker, a killed gateway, a
+// restarted Redis. "Lost" means an acked message missing from the store.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  ack, connect, createRoom, expectNoEvent, joinOk, randomUUID, send, sendOk, waitFor, waitUntil,
+} from './lib/client.mjs';
+import { api, register } from './lib/server.mjs';
+import { startStack } from './lib/stack.mjs';
+
+describe('distributed stack', () => {
+  let stack;
+  const sockets = [];
+  const open = async (gw, token) => {
+    const s = await connect(stack.gatewayUrls[gw], token, 'websocket');
+    sockets.push(s);
+    return s;
+  };
+  /** alice on gateway 0, bob on 1, carol on 2, all in one room. */
+  const trio = async () => {
+    const [A, B, C] = [await register(stack.authUrl, 'alice'), await register(stack.authUrl, 'bob'), await register(stack.authUrl, 'carol')];
+    const room = await createRoom(stack.dbwUrl, A, [B, C]);
+    const [a, b, c] = [await open(0, A.access_token), await open(1, B.access_token), await open(2, C.access_token)];
+    for (const s of [a, b, c]) await joinOk(s, room.id);
+    return { A, B, C, room, a, b, c };
+  };
+  /** Sends `n` messages one after another; returns every ack. */
+  const stream = async (s, room, n, prefix) => {
+    const acks = [];
+    for (let i = 0; i < n; i += 1) acks.push({ res: await send(s, room, `${prefix} ${i}`), body: `${prefix} ${i}` });
+    return acks;
+  };
+  /** Every ok-acked message is stored exactly once, with its ack's seq. */
+  const assertPersisted = async (room, okAcks) => {
+    await waitUntil(async () => {
+      const stored = await stack.stored(room);
+      return okAcks.every((a) => stored.some((m) => m.id === a.res.message.id));
+    }, 30_000, 'every acked message in the store');
+    const stored = await stack.stored(room);
+    const ids = stored.map((m) => m.id);
+    assert.equal(new Set(ids).size, ids.length, 'no message stored twice');
+    const seqs = stored.map((m) => m.seq);
+    assert.equal(new Set(seqs).size, seqs.length, 'no seq stored twice');
+    for (const a of okAcks) {
+      const m = stored.find((x) => x.id === a.res.message.id);
+      assert.equal(m.seq, a.res.message.seq);
+      assert.equal(m.body, a.body);
+    }
+  };
+
+  before(async () => { stack = await startStack({ gateways: 3 }); });
+  after(async () => {
+    for (const s of sockets) s.close();
+    if (stack) {
+      const panics = stack.panics();
+      await stack.stop();
+      assert.deepEqual(panics, [], 'no service panicked');
+    }
+  });
+
+  it('chat, presence and receipts cross gateways; history comes back from MongoDB', async () => {
+    const { A, B, room, a, b, c } = await trio();
+    const onB = waitFor(b, 'message:new', (m) => m.body === 'hello from gateway 1');
+    const onC = waitFor(c, 'message:new', (m) => m.body === 'hello from gateway 1');
+    const sent = await sendOk(a, room.id, 'hello from gateway 1');
+    assert.equal(sent.seq, 1);
+    assert.equal((await onB).id, sent.id);
+    assert.equal((await onC).id, sent.id);
+    // Seqs stay gap-free whichever gateway assigns them.
+    const fromB = await sendOk(b, room.id, 'from gateway 2');
+    const fromC = await sendOk(c, room.id, 'from gateway 3');
+    assert.deepEqual([fromB.seq, fromC.seq], [2, 3]);
+    // Typing and receipts reach the other gateways.
+    const typing = waitFor(a, 'typing', (t) => t.user === B.user.id && t.typing === true);
+    assert.equal((await ack(b, 'typing', { room: room.id, typing: true })).ok, true);
+    await typing;
+    const seen = waitFor(a, 'receipt', (r) => r.user === B.user.id && r.seq === 3);
+    assert.equal((await ack(b, 'receipt:read', { room: room.id, seq: 3 })).ok, true);
+    await seen;
+    // Presence: dave's only socket, on gateway 3, comes and goes.
+    const D = await register(stack.authUrl, 'dave');
+    const shared = await createRoom(stack.dbwUrl, D, [B]);
+    assert.ok(shared.id);
+    const online = waitFor(b, 'presence', (p) => p.user === D.user.id && p.online === true);
+    const d = await open(2, D.access_token);
+    await online;
+    const offline = waitFor(b, 'presence', (p) => p.user === D.user.id && p.online === false);
+    d.close();
+    await offline;
+    // A retry through another gateway (the same sender) is still idempotent.
+    const clientId = randomUUID();
+    const first = await sendOk(a, room.id, 'once', clientId);
+    const a2 = await open(1, A.access_token);
+    await joinOk(a2, room.id);
+    const again = await send(a2, room.id, 'once', clientId);
+    assert.equal(again.message.id, first.id);
+    assert.equal(again.message.seq, first.seq);
+    // History is read back from the store (MongoDB).
+    await waitUntil(async () => (await stack.stored(room.id)).length === 4, 10_000, 'history stored');
+    const hist = await api(stack.dbwUrl, 'GET', `/api/rooms/${room.id}/messages?limit=10`, { token: B.access_token });
+    assert.equal(hist.status, 200);
+    const bodies = (hist.body.messages ?? hist.body).map((m) => m.body);
+    assert.deepEqual(bodies.slice().sort(), ['from gateway 2', 'from gateway 3', 'hello from gateway 1', 'once'].sort());
+    const h = await ack(c, 'history', { room: room.id, limit: 10 });
+    assert.equal(h.ok, true);
+    assert.equal(h.messages.length, 4);
+  });
+
+  it('a killed gateway: its clients reconnect to another and sync returns exactly what they missed', async () => {
+    const { B, room, a, b } = await trio();
+    const before = await stream(a, room.id, 3, 'before');
+    const lastSeen = before.at(-1).res.message.seq;
+    await stack.gws[1].stop('SIGKILL');
+    assert.equal(b.connected || b.disconnected, true);
+    const missed = await stream(a, room.id, 4, 'missed');
+    // bob comes back through gateway 3.
+    const b2 = await open(2, B.access_token);
+    await joinOk(b2, room.id);
+    const res = await ack(b2, 'sync', { rooms: { [room.id]: lastSeen } });
+    assert.equal(res.ok, true);
+    assert.deepEqual(res.messages[room.id].map((m) => m.id), missed.map((m) => m.res.message.id));
+    assert.equal(res.has_more[room.id], false);
+    await stack.startGateway(1);
+  });
+
+  it('db-writer killed during a stream: every acked message is stored exactly once after its restart', async (t) => {
+    const { room, a } = await trio();
+    const sending = stream(a, room.id, 60, 'killed');
+    await waitUntil(async () => (await stack.stored(room.id).catch(() => [])).length >= 10, 10_000, 'some stored');
+    const storedAtKill = (await stack.stored(room.id)).length;
+    await stack.procs.dbw.stop('SIGKILL');
+    const acks = await sending;
+    t.diagnostic(`db-writer killed with ${storedAtKill} of 60 stored`);
+    // The broker keeps what db-writer could not take: sends stay acked.
+    assert.ok(acks.every((x) => x.res.ok), 'sends are acked while db-writer is down');
+    await stack.startDbWriter();
+    await assertPersisted(room.id, acks);
+  });
+
+  it('the database stopped during traffic: the queue holds, nothing is lost, it drains after the restart', async () => {
+    const { room, a } = await trio();
+    const early = await stream(a, room.id, 5, 'early');
+    await assertPersisted(room.id, early);
+    await stack.procs.mongo.stop('SIGKILL');
+    const during = await stream(a, room.id, 20, 'during');
+    assert.ok(during.every((x) => x.res.ok), 'sends are acked at the broker while the database is down');
+    const ready = await fetch(`${stack.dbwUrl}/readyz`);
+    assert.equal(ready.status, 503, 'db-writer reports its database down');
+    await stack.startMongo();
+    await assertPersisted(room.id, [...early, ...during]);
+  });
+
+  it('RabbitMQ restarted during traffic: every send is either ok and stored, or an error ack', async (t) => {
+    const { room, a, b } = await trio();
+    const sending = stream(a, room.id, 40, 'broker');
+    await sleepUntilSomeAcked(room.id, 5);
+    stack.restartRabbit();
+    const acks = await sending;
+    const ok = acks.filter((x) => x.res.ok);
+    const failed = acks.filter((x) => !x.res.ok);
+    for (const f of failed) assert.equal(f.res.error.code, 'unavailable', JSON.stringify(f.res));
+    t.diagnostic(`${ok.length} sends acked ok, ${failed.length} error acks across the restart`);
+    // The gateways reconnect by themselves: sends succeed again.
+    await waitUntil(async () => (await send(b, room.id, 'after restart')).ok === true, 30_000, 'sends after the restart');
+    await assertPersisted(room.id, ok);
+  });
+
+  it('Redis restarted: broadcasts resume on every gateway without restarting them', async () => {
+    const { room, a, b, c } = await trio();
+    await stack.procs.redis.stop('SIGKILL');
+    await stack.startRedis();
+    // Pub/sub is at-most-once: wait until a probe crosses, then check one message reaches both.
+    await waitUntil(async () => {
+      const probe = `probe ${randomUUID()}`;
+      const seen = waitFor(b, 'message:new', (m) => m.body === probe, 1000).then(() => true, () => false);
+      const res = await send(a, room.id, probe);
+      return res.ok && await seen;
+    }, 30_000, 'broadcasts across gateways after the Redis restart');
+    const onB = waitFor(b, 'message:new', (m) => m.body === 'after redis');
+    const onC = waitFor(c, 'message:new', (m) => m.body === 'after redis');
+    await sendOk(a, room.id, 'after redis');
+    await Promise.all([onB, onC]);
+    await expectNoEvent(c, 'connect_error', () => true, 100);
+  });
+
+  async function sleepUntilSomeAcked(room, n) {
+    await waitUntil(async () => (await stack.stored(room).catch(() => [])).length >= n, 10_000, `${n} stored`);
+  }
+});
