@@ -19,8 +19,9 @@ async fn main() -> anyhow::Result<()> {
     let addr = env.string_or("PARLEY_AUTH_ADDR", "127.0.0.1:8081");
     let data_dir = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let config = auth::AuthConfig::from_env(&env, data_dir)?;
+    let amqp = service_kit::amqp::AmqpConfig::from_env(&env)?;
     let registry = prometheus::Registry::new();
-    let bus = service_kit::runtime::event_bus(&env).await?;
+    let bus = service_kit::runtime::event_bus(amqp).await?;
     let app = auth::AuthApp::build(config, bus.clone(), &registry).await?;
     let ops = Ops::new(registry.clone())
         .check(app.ready_check())

@@ -19,13 +19,16 @@ async fn main() -> anyhow::Result<()> {
     let env = SystemEnv;
     let addr = env.string_or("PARLEY_DB_WRITER_ADDR", "127.0.0.1:8082");
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
+    // Every setting is read before any connection is made.
+    let amqp = service_kit::amqp::AmqpConfig::from_env(&env)?;
+    let mongo = service_kit::mongo::MongoConfig::from_env(&env)?;
     let verifier = service_kit::runtime::verifier(&env, &data_dir).await?;
     let registry = prometheus::Registry::new();
-    let bus = service_kit::runtime::event_bus(&env).await?;
+    let bus = service_kit::runtime::event_bus(amqp).await?;
     let config = db_writer::DbWriterConfig {
         data_dir,
         batch: Default::default(),
-        mongo: service_kit::mongo::MongoConfig::from_env(&env)?,
+        mongo,
     };
     let app = db_writer::DbWriterApp::build(config, bus.clone(), verifier, &registry).await?;
     let ops = Ops::new(registry.clone())

@@ -16,9 +16,10 @@ use crate::bus::{EventBus, InProcessBus};
 use crate::config::Env;
 use crate::token::{Jwks, Verifier};
 
-/// RabbitMQ when `PARLEY_AMQP_URL` is set, else an in-process bus.
-pub async fn event_bus(env: &impl Env) -> anyhow::Result<Arc<dyn EventBus>> {
-    match crate::amqp::AmqpConfig::from_env(env)? {
+/// RabbitMQ when configured (`AmqpConfig::from_env`, parsed before any
+/// I/O), else an in-process bus.
+pub async fn event_bus(amqp: Option<crate::amqp::AmqpConfig>) -> anyhow::Result<Arc<dyn EventBus>> {
+    match amqp {
         Some(cfg) => {
             tracing::info!(url = %crate::amqp::redact(&cfg.url), "event bus: RabbitMQ");
             Ok(Arc::new(crate::amqp::AmqpBus::connect(cfg).await?))

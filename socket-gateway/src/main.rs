@@ -35,14 +35,14 @@ async fn main() -> anyhow::Result<()> {
             "required for a gateway process (the standalone server runs a single gateway without it)",
         )
     })?;
-    if service_kit::amqp::AmqpConfig::from_env(&env)?.is_none() {
+    let Some(amqp) = service_kit::amqp::AmqpConfig::from_env(&env)? else {
         return Err(ConfigError::new(
             "PARLEY_AMQP_URL",
             "",
             "required for a gateway process: messages are made durable through RabbitMQ",
         )
         .into());
-    }
+    };
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let db_writer = env.string_or("PARLEY_DB_WRITER_URL", "http://127.0.0.1:8082");
     let directory = Arc::new(HttpDirectory::new(&db_writer).context("PARLEY_DB_WRITER_URL")?);
@@ -52,9 +52,9 @@ async fn main() -> anyhow::Result<()> {
             .context("PARLEY_FILE_SERVICE_URL")?,
     );
 
-    let verifier = service_kit::runtime::verifier(&env, &data_dir).await?;
-    let bus = service_kit::runtime::event_bus(&env).await?;
+    let bus = service_kit::runtime::event_bus(Some(amqp)).await?;
     let redis = socket_gateway::redis::connect(&redis_cfg, config.replay_buffer).await?;
+    let verifier = service_kit::runtime::verifier(&env, &data_dir).await?;
     let cluster = redis.cluster.clone();
     let registry = prometheus::Registry::new();
     let gateway = Gateway::build_clustered(

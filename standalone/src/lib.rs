@@ -121,7 +121,7 @@ impl Application {
             db_writer::DbWriterConfig {
                 data_dir: settings.data_dir.clone(),
                 batch: Default::default(),
-                mongo: settings.mongo.clone(),
+                mongo: settings.auth.mongo.clone(),
             },
             dyn_bus.clone(),
             verifier.clone(),

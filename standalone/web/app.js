@@ -380,7 +380,7 @@
     const btn = $('push-btn');
     btn.hidden = !pushSupported();
     const p = storedPush();
-    const on = !!(session && p && p.user === me().id && Notification.permission === 'granted');
+    const on = pushSupported() && !!(session && p && p.user === me().id && Notification.permission === 'granted');
     btn.textContent = on ? 'Notifications on' : 'Enable notifications';
     btn.dataset.state = on ? 'on' : 'off';
   }

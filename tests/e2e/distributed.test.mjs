@@ -4,12 +4,16 @@
 // db-writer, a stopped database, a restarted broker, a killed gateway, a
 // restarted Redis. "Lost" means an acked message missing from the store.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
   ack, connect, createRoom, expectNoEvent, joinOk, randomUUID, send, sendOk, waitFor, waitUntil,
 } from './lib/client.mjs';
-import { api, register } from './lib/server.mjs';
-import { startStack } from './lib/stack.mjs';
+import { api, register, repoRoot } from './lib/server.mjs';
+import { freePort, startStack } from './lib/stack.mjs';
 
 describe('distributed stack', () => {
   let stack;
@@ -189,4 +193,42 @@ describe('distributed stack', () => {
   async function sleepUntilSomeAcked(room, n) {
     await waitUntil(async () => (await stack.stored(room).catch(() => [])).length >= n, 10_000, `${n} stored`);
   }
+});
+
+describe('service processes and their configuration', () => {
+  // A data directory with a JWKS, so each case fails on what it is about.
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-config-'));
+  const x = Buffer.alloc(32, 7).toString('base64url');
+  writeFileSync(path.join(dataDir, 'jwks.json'), JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x, kid: 'k', alg: 'EdDSA', use: 'sig' }] }));
+  after(() => rmSync(dataDir, { recursive: true, force: true }));
+  const run = (name, env) => new Promise((resolve) => {
+    const child = spawn(path.join(repoRoot, 'target', 'debug', name), [], {
+      env: { ...process.env, RUST_LOG: 'warn', PARLEY_DATA_DIR: dataDir, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { out += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('exit', (code) => { clearTimeout(timer); resolve({ code, out }); });
+  });
+
+  it('bad or unreachable configuration stops a service at start-up with a message naming it', async () => {
+    const closed = await freePort();
+    const cases = [
+      ['socket-gateway', {}, /PARLEY_REDIS_URL/],
+      ['socket-gateway', { PARLEY_REDIS_URL: 'redis://127.0.0.1:6379' }, /PARLEY_AMQP_URL/],
+      ['socket-gateway', { PARLEY_REDIS_URL: 'redis://127.0.0.1:6379', PARLEY_AMQP_URL: `amqp://guest:guest@127.0.0.1:${closed}/%2f`, PARLEY_JWKS_URL: '' },
+        /RabbitMQ at .* unreachable/],
+      ['db-writer', { PARLEY_AMQP_URL: 'http://nope' }, /PARLEY_AMQP_URL/],
+      ['db-writer', { PARLEY_MONGODB_URI: `mongodb://127.0.0.1:${closed}/`, PARLEY_AMQP_URL: '' }, /MongoDB at .* unreachable/],
+      ['auth', { PARLEY_MONGODB_URI: 'postgres://x' }, /PARLEY_MONGODB_URI/],
+      ['auth', { PARLEY_AMQP_URL: `amqp://guest:guest@127.0.0.1:${closed}/%2f` }, /RabbitMQ at .* unreachable/],
+    ];
+    for (const [name, env, expected] of cases) {
+      const { code, out } = await run(name, { PARLEY_AUTH_ADDR: '127.0.0.1:0', PARLEY_DB_WRITER_ADDR: '127.0.0.1:0', PARLEY_GATEWAY_ADDR: '127.0.0.1:0', ...env });
+      assert.notEqual(code, 0, `${name} ${JSON.stringify(env)} must not start:\n${out}`);
+      assert.match(out, expected, `${name} ${JSON.stringify(env)}`);
+    }
+  });
 });
