@@ -95,6 +95,9 @@ pub struct FilesConfig {
     pub allowed_types: Vec<String>,
     /// Lifetime of presigned download URLs (`PARLEY_FILES_PRESIGN_TTL_SECS`).
     pub presign_ttl: Duration,
+    /// MongoDB for the metadata instead of the embedded database
+    /// (`PARLEY_MONGODB_URI`, `PARLEY_MONGODB_DATABASE`).
+    pub mongo: Option<service_kit::mongo::MongoConfig>,
 }
 
 impl FilesConfig {
@@ -111,6 +114,7 @@ impl FilesConfig {
                 .map(|s| (*s).to_owned())
                 .collect(),
             presign_ttl: Duration::from_secs(300),
+            mongo: None,
         }
     }
 
@@ -196,6 +200,7 @@ impl FilesConfig {
             ));
         }
         cfg.presign_ttl = Duration::from_secs(ttl);
+        cfg.mongo = service_kit::mongo::MongoConfig::from_env(env)?;
         Ok(cfg)
     }
 }

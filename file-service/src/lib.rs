@@ -35,7 +35,7 @@ use shared_models::{Attachment, FileId, RoomId};
 
 use crate::blob::{BlobStore, LocalBlobStore, S3BlobStore};
 pub use crate::config::{BackendConfig, FilesConfig, S3Config};
-use crate::meta::{FileMetaStore, MetaError, SqliteMetaStore};
+use crate::meta::{FileMetaStore, MetaError, MongoMetaStore, SqliteMetaStore};
 use crate::routes::{FilesState, Policy};
 
 /// The service's name on the bus and in logs.
@@ -88,11 +88,23 @@ impl FileServiceApp {
                 Arc::new(store)
             }
         };
-        let db_path = config.data_dir.join("files.db");
-        let meta: Arc<dyn FileMetaStore> = Arc::new(
-            SqliteMetaStore::open(&db_path)
-                .with_context(|| format!("cannot open file store {}", db_path.display()))?,
-        );
+        let meta: Arc<dyn FileMetaStore> = match &config.mongo {
+            Some(cfg) => {
+                let db = service_kit::mongo::connect(cfg).await?;
+                Arc::new(
+                    MongoMetaStore::open(db)
+                        .await
+                        .context("cannot prepare the MongoDB file store")?,
+                )
+            }
+            None => {
+                let db_path = config.data_dir.join("files.db");
+                Arc::new(
+                    SqliteMetaStore::open(&db_path)
+                        .with_context(|| format!("cannot open file store {}", db_path.display()))?,
+                )
+            }
+        };
         Self::with_stores(&config, blobs, meta, deps, registry).await
     }
 

@@ -4,16 +4,18 @@
 //! membership, fed by `chat.member.*` events (see [`crate::membership`]),
 //! so that access checks never call another service.
 //!
-//! - [`SqliteMetaStore`] (embedded, always compiled).
-//! - MongoDB: to come with `service_kit::mongo`.
+//! - [`SqliteMetaStore`] (embedded).
+//! - [`MongoMetaStore`] (production, `PARLEY_MONGODB_URI`).
 
 pub mod conformance;
+mod mongo;
 mod sqlite;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use shared_models::{Attachment, FileId, RoomId, Timestamp, UserId};
 
+pub use mongo::MongoMetaStore;
 pub use sqlite::SqliteMetaStore;
 
 /// A stored file's metadata.

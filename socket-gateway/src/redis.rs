@@ -36,6 +36,7 @@ use fred::interfaces::{
 use fred::prelude::{Config, ReconnectPolicy};
 use fred::types::RespVersion;
 use service_kit::config::{ConfigError, Env};
+use service_kit::presence::redis_keys;
 use shared_models::{ClientId, Message, RoomId, UserId};
 
 use crate::cluster::{ClusterError, ClusterState, Lease};
@@ -219,17 +220,6 @@ end
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[5])
 return 1";
 
-// KEYS: online hash. ARGV: gateway id, delta, key prefix for heartbeats.
-const PRESENCE: &str = r"
-local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-local total = 0
-local all = redis.call('HGETALL', KEYS[1])
-for i = 1, #all, 2 do
-  if redis.call('EXISTS', ARGV[3] .. all[i]) == 1 then total = total + tonumber(all[i + 1]) end
-end
-return total";
-
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Recent {
     m: Message,
@@ -246,11 +236,11 @@ impl RedisCluster {
     }
 
     fn online(&self, user: UserId) -> String {
-        format!("{}:online:{user}", self.prefix)
+        redis_keys::online(&self.prefix, user)
     }
 
     fn heartbeat_prefix(&self) -> String {
-        format!("{}:gw:", self.prefix)
+        redis_keys::heartbeat_prefix(&self.prefix)
     }
 
     /// This gateway's id (in presence hashes and heartbeats).
@@ -328,7 +318,7 @@ impl RedisCluster {
         }
         self.client
             .eval(
-                PRESENCE,
+                redis_keys::COUNT_SCRIPT,
                 vec![self.online(user)],
                 vec![self.gateway.clone(), delta.to_string(), self.heartbeat_prefix()],
             )

@@ -32,3 +32,10 @@ async fn s3_blob_store_conforms() {
     assert_eq!(server.pending_uploads(), 0, "multipart uploads left open");
     assert!(store.keys().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn mongo_meta_store_conforms() {
+    let db = service_kit::testing::mongo_database().await;
+    let store = file_service::meta::MongoMetaStore::open(db).await.unwrap();
+    file_service::meta::conformance::run(&store).await;
+}

@@ -32,12 +32,20 @@ async fn presence_spans_gateways_and_dies_with_them() {
     assert!(!b.connected(u).await.unwrap(), "second gateway: no news");
     assert!(!a.disconnected(u).await.unwrap(), "still on b");
     assert!(b.is_online(u).await.unwrap());
+    // Other services (the notifier) read the same answer.
+    let reader = service_kit::presence::RedisPresence::connect(&testing::redis_url(), &prefix)
+        .await
+        .unwrap();
+    use service_kit::presence::PresenceView;
+    assert!(reader.is_online(u).await.unwrap());
+    assert!(!reader.is_online(UserId::new()).await.unwrap());
     // b dies without a goodbye: its heartbeat lapses, and a sweep on a
     // live gateway reports the user offline.
     let v = UserId::new();
     assert!(b.connected(v).await.unwrap());
     b.goodbye().await;
     assert!(!a.is_online(u).await.unwrap(), "no ghosts once the heartbeat is gone");
+    assert!(!reader.is_online(u).await.unwrap());
     let mut offline = a.sweep().await.unwrap();
     offline.sort_by_key(ToString::to_string);
     let mut expected = vec![u, v];
