@@ -2,8 +2,9 @@
 //!
 //! Configuration: `PARLEY_NOTIFIER_ADDR` (default 127.0.0.1:8083),
 //! `PARLEY_DATA_DIR` (default `./data`) and the `PARLEY_VAPID_*` /
-//! `PARLEY_PUSH_*` settings of [`notifier::NotifierConfig`]. Tokens are
-//! verified with the JWKS in `<data dir>/jwks.json`.
+//! `PARLEY_PUSH_*` settings of [`notifier::NotifierConfig`]. The store is
+//! MongoDB when `PARLEY_MONGODB_URI` is set, else `<data dir>/notifier.db`.
+//! Tokens are verified with the JWKS in `<data dir>/jwks.json`.
 
 use std::sync::Arc;
 
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let addr = env.string_or("PARLEY_NOTIFIER_ADDR", "127.0.0.1:8083");
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let config = notifier::NotifierConfig::from_env(&env, data_dir.clone())?;
+    let mongo = service_kit::mongo::MongoConfig::from_env(&env)?;
     let jwks_path = data_dir.join("jwks.json");
     let jwks: Jwks = serde_json::from_slice(
         &std::fs::read(&jwks_path)
@@ -50,8 +52,20 @@ async fn main() -> anyhow::Result<()> {
         verifier,
         presence: Arc::new(NobodyOnline),
     };
-    let app = notifier::NotifierApp::build(config, deps, &registry).await?;
-    let ops = Ops::new(registry.clone()).check(app.ready_check());
+    let mut ops = Ops::new(registry.clone());
+    let app = match mongo {
+        Some(cfg) => {
+            let db = service_kit::mongo::connect(&cfg).await?;
+            ops = ops.check(Arc::new(service_kit::mongo::MongoCheck(db.clone())));
+            let store = notifier::mongo::MongoSubscriptionStore::open(db)
+                .await
+                .context("cannot open the notifier's MongoDB store")?;
+            notifier::NotifierApp::build_with_store(config, deps, Arc::new(store), &registry)
+                .await?
+        }
+        None => notifier::NotifierApp::build(config, deps, &registry).await?,
+    };
+    let ops = ops.check(app.ready_check());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

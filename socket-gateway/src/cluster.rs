@@ -28,12 +28,55 @@ pub struct Lease {
     pub guard: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
+/// A lease with what a send needs to know under it, read in one go.
+#[derive(Debug)]
+pub struct SendLease {
+    /// The lease itself.
+    pub lease: Lease,
+    /// The room's last assigned seq, if this state knows it.
+    pub last_seq: Option<u64>,
+    /// A recent message with the sender's `client_id` (and whether durable).
+    pub recent: Option<(Message, bool)>,
+}
+
 /// The cluster-state port.
 #[async_trait]
 pub trait ClusterState: Send + Sync + 'static {
     /// Takes the room's seq lease, waiting a bounded time for another
     /// holder (on any gateway) to finish.
     async fn acquire(&self, room: RoomId) -> Result<Lease, ClusterError>;
+    /// [`Self::acquire`] plus the room's position and the sender's recent
+    /// message by `client_id` (implementations may read all in one trip).
+    async fn acquire_for_send(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<SendLease, ClusterError> {
+        let lease = self.acquire(room).await?;
+        let res = async {
+            Ok(SendLease {
+                last_seq: self.last_seq(room).await?,
+                recent: self.recent(room, sender, client_id).await?,
+                lease: Lease {
+                    token: String::new(),
+                    check_store: false,
+                    guard: None,
+                },
+            })
+        }
+        .await;
+        match res {
+            Ok(mut send) => {
+                send.lease = lease;
+                Ok(send)
+            }
+            Err(err) => {
+                self.release(room, lease).await;
+                Err(err)
+            }
+        }
+    }
     /// Gives the lease back.
     async fn release(&self, room: RoomId, lease: Lease);
     /// Sets the room's position from the store when this state has none.
@@ -262,6 +305,31 @@ pub mod conformance {
         presence_counts_sockets(state).await;
         leases_exclude_each_other(state).await;
         positions_start_from_the_store(state).await;
+        send_leases_read_position_and_retries(state).await;
+    }
+
+    async fn send_leases_read_position_and_retries(c: &dyn ClusterState) {
+        let room = RoomId::new();
+        let sender = UserId::new();
+        let m = msg(room, 1, sender);
+        c.committed(&m).await.unwrap();
+        let leased = c.acquire_for_send(room, sender, m.client_id).await.unwrap();
+        assert_eq!(leased.last_seq, Some(1));
+        assert_eq!(leased.recent, Some((m.clone(), true)));
+        c.release(room, leased.lease).await;
+        let fresh = c
+            .acquire_for_send(room, sender, shared_models::ClientId::new())
+            .await
+            .unwrap();
+        assert_eq!(fresh.recent, None);
+        // Held: the next sender waits.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(150),
+            c.acquire_for_send(room, sender, m.client_id),
+        )
+        .await;
+        assert!(waiting.is_err(), "a send lease excludes other senders");
+        c.release(room, fresh.lease).await;
     }
 
     async fn leases_exclude_each_other(c: &dyn ClusterState) {

@@ -340,13 +340,19 @@ impl<A: Adapter> Inner<A> {
         // the lease serialises seq assignment across gateways.
         let lock = self.room_lock(req.room)?;
         let _guard = lock.lock().await;
-        let lease = self.cluster.acquire(req.room).await.map_err(|e| {
-            tracing::warn!(error = %e, room = %req.room, "room lease unavailable");
-            error(ErrorCode::Unavailable, "room is busy, retry with the same client_id")
-        })?;
-        let (room, check_store) = (req.room, lease.check_store);
-        let res = self.send_in_order(ctx, req, body, check_store).await;
-        self.cluster.release(room, lease).await;
+        let leased = self
+            .cluster
+            .acquire_for_send(req.room, ctx.user, req.client_id)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, room = %req.room, "room lease unavailable");
+                error(ErrorCode::Unavailable, "room is busy, retry with the same client_id")
+            })?;
+        let room = req.room;
+        let res = self
+            .send_in_order(ctx, req, body, &leased)
+            .await;
+        self.cluster.release(room, leased.lease).await;
         res
     }
 
@@ -356,22 +362,17 @@ impl<A: Adapter> Inner<A> {
         ctx: &SocketCtx,
         req: SendReq,
         body: MessageBody,
-        check_store: bool,
+        leased: &crate::cluster::SendLease,
     ) -> Reply {
         // A retry returns what the first attempt stored, and broadcasts nothing.
-        match self
-            .cluster
-            .recent(req.room, ctx.user, req.client_id)
-            .await
-            .map_err(internal)?
-        {
+        match &leased.recent {
             Some((message, true)) => return ok(json!({ "message": message })),
             // The first attempt's outcome was unknown: publish the very same
             // message again (db-writer ignores a second copy).
-            Some((message, false)) => return self.publish_and_broadcast(message).await,
+            Some((message, false)) => return self.publish_and_broadcast(message.clone()).await,
             None => {}
         }
-        if check_store
+        if leased.lease.check_store
             && let Some(message) = self
                 .directory
                 .by_client_id(req.room, ctx.user, req.client_id)
@@ -386,7 +387,7 @@ impl<A: Adapter> Inner<A> {
                 "too many messages, slow down",
             ));
         }
-        let last = match self.cluster.last_seq(req.room).await.map_err(internal)? {
+        let last = match leased.last_seq {
             Some(seq) => seq,
             // First message since start: the store knows where the room is.
             None => {

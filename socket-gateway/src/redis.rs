@@ -39,7 +39,7 @@ use service_kit::config::{ConfigError, Env};
 use service_kit::presence::redis_keys;
 use shared_models::{ClientId, Message, RoomId, UserId};
 
-use crate::cluster::{ClusterError, ClusterState, Lease};
+use crate::cluster::{ClusterError, ClusterState, Lease, SendLease};
 
 /// The adapter type of a clustered gateway.
 pub type Adapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitter>;
@@ -197,6 +197,16 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {1, redis.call('EXISTS', KEYS[3])}
 end
 return {0, 0}";
+
+// KEYS: lease, seq, loaded, cid. ARGV: token, ttl ms.
+const ACQUIRE_FOR_SEND: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local seq = redis.call('GET', KEYS[2])
+  local recent = redis.call('GET', KEYS[4]) or ''
+  if not seq then return {1, 1, '', recent} end
+  return {1, redis.call('EXISTS', KEYS[3]), seq, recent}
+end
+return {0, 0, '', ''}";
 
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -382,6 +392,56 @@ impl ClusterState for RedisCluster {
                     token,
                     check_store: check == 1,
                     guard: None,
+                });
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ClusterError(format!("room {room} stayed busy")));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+    }
+
+    async fn acquire_for_send(
+        &self,
+        room: RoomId,
+        sender: UserId,
+        client_id: ClientId,
+    ) -> Result<SendLease, ClusterError> {
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let deadline = tokio::time::Instant::now() + LEASE_WAIT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let (got, check, seq, recent): (i64, i64, String, String) = self
+                .client
+                .eval(
+                    ACQUIRE_FOR_SEND,
+                    vec![
+                        self.room(room, "lease"),
+                        self.room(room, "seq"),
+                        self.room(room, "loaded"),
+                        self.cid(room, sender, client_id),
+                    ],
+                    vec![token.clone(), LEASE_TTL.as_millis().to_string()],
+                )
+                .await
+                .map_err(rerr)?;
+            if got == 1 {
+                let recent = if recent.is_empty() {
+                    None
+                } else {
+                    let r: Recent =
+                        serde_json::from_str(&recent).map_err(|e| ClusterError(e.to_string()))?;
+                    Some((r.m, r.c))
+                };
+                return Ok(SendLease {
+                    lease: Lease {
+                        token,
+                        check_store: check == 1,
+                        guard: None,
+                    },
+                    last_seq: seq.parse().ok(),
+                    recent,
                 });
             }
             if tokio::time::Instant::now() >= deadline {

@@ -181,8 +181,8 @@ impl Application {
             .merge(files.router())
             .merge(web::router())
             .merge(ops.router());
-        let router = service_kit::ops::with_error_handling(routes, &registry)
-            
+        let router = gateway
+            .wrap(service_kit::ops::with_error_handling(routes, &registry))
             .layer(tower_http::trace::TraceLayer::new_for_http());
 
         let listener = TcpListener::bind(&settings.addr)
