@@ -25,12 +25,19 @@ use futures_util::StreamExt;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use service_kit::bus::{EventBus, InProcessBus};
-use service_kit::token::{Claims, ISSUER, Jwk, Jwks, Verifier};
 use sha2::{Digest, Sha256};
 use shared_models::{MemberChanged, Room, RoomId, RoomKind, UserId};
 
-const ACCESS_KEY: &str = "bench";
-const SECRET_KEY: &str = "bench-secret-0123456789";
+// The tests' token signer, said once.
+#[path = "../tests/it/signer.rs"]
+mod signer;
+
+// The tests' S3 server, said once.
+#[path = "../tests/it/s3_server.rs"]
+mod s3_server;
+
+use s3_server::{ACCESS_KEY, SECRET_KEY};
+
 const CHUNK: usize = 256 * 1024;
 
 fn main() {
@@ -105,7 +112,7 @@ async fn run(backend: &str, size: u64, dir: &std::path::Path) -> Figures {
             })
         }
     };
-    let signer = Signer::new();
+    let signer = signer::Signer::new();
     let bus = Arc::new(InProcessBus::default());
     let deps = FileServiceDeps {
         bus: bus.clone() as Arc<dyn EventBus>,
@@ -116,7 +123,11 @@ async fn run(backend: &str, size: u64, dir: &std::path::Path) -> Figures {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(service_kit::serve(listener, app.router(), std::future::pending()));
+    tokio::spawn(service_kit::serve(
+        listener,
+        app.router(),
+        std::future::pending(),
+    ));
 
     let user = UserId::new();
     let room = RoomId::new();
@@ -132,8 +143,10 @@ async fn run(backend: &str, size: u64, dir: &std::path::Path) -> Figures {
         user,
     };
     let env = shared_models::Envelope::new(shared_models::EventKind::MemberAdded, "bench", ev);
-    bus.publish("chat.member.added", env.to_bytes()).await.unwrap();
-    let token = signer.token(user);
+    bus.publish("chat.member.added", env.to_bytes())
+        .await
+        .unwrap();
+    let token = signer.token(user, "bench");
 
     // Upload, sampling RSS every 5 ms.
     let baseline = rss();
@@ -221,7 +234,11 @@ async fn upload(addr: SocketAddr, token: &str, room: RoomId, size: u64) -> (Stri
 
 /// Downloads a file (following one redirect), hashing as it streams.
 async fn download(addr: SocketAddr, token: &str, id: &str) -> (u64, String) {
-    let empty = || http_body_util::Empty::<Bytes>::new().map_err(|e| match e {}).boxed();
+    let empty = || {
+        http_body_util::Empty::<Bytes>::new()
+            .map_err(|e| match e {})
+            .boxed()
+    };
     let req = hyper::Request::get(format!("http://{addr}/api/files/{id}"))
         .header("authorization", format!("Bearer {token}"))
         .body(empty())
@@ -270,76 +287,8 @@ fn s3_server_process(root: &str) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let fs = s3s_fs::FileSystem::new(root).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         println!("{}", listener.local_addr().unwrap());
-        loop {
-            let (sock, _) = listener.accept().await.unwrap();
-            sock.set_nodelay(true).unwrap();
-            let service = service.clone();
-            tokio::spawn(async move {
-                let io = hyper_util::rt::TokioIo::new(sock);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
-            });
-        }
+        s3_server::serve(std::path::Path::new(root), listener).await;
     });
-}
-
-/// Signs access tokens like auth does.
-struct Signer {
-    public: [u8; 32],
-    encoding: jsonwebtoken::EncodingKey,
-}
-
-impl Signer {
-    fn new() -> Self {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        Self {
-            public: signing.verifying_key().to_bytes(),
-            encoding: jsonwebtoken::EncodingKey::from_ed_der(
-                signing.to_pkcs8_der().unwrap().as_bytes(),
-            ),
-        }
-    }
-
-    fn verifier(&self) -> Arc<Verifier> {
-        use base64::Engine;
-        let jwks = Jwks {
-            keys: vec![Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                alg: "EdDSA".into(),
-                use_: "sig".into(),
-                kid: "bench".into(),
-                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.public),
-            }],
-        };
-        Arc::new(Verifier::from_jwks(&jwks).unwrap())
-    }
-
-    fn token(&self, user: UserId) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as i64;
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some("bench".into());
-        let claims = Claims {
-            sub: user,
-            name: "bench".into(),
-            iss: ISSUER.into(),
-            iat: now,
-            exp: now + 3600,
-            jti: uuid::Uuid::new_v4().to_string(),
-        };
-        jsonwebtoken::encode(&header, &claims, &self.encoding).unwrap()
-    }
 }

@@ -81,7 +81,7 @@ async fn run() {
     let dyn_bus: Arc<dyn EventBus> = bus.clone();
     let mut config = NotifierConfig::with_data_dir(dir.path().into());
     config.allow_http = true;
-    let (concurrency, per_service) = (config.concurrency, config.concurrency_per_service);
+    let (concurrency, per_service) = (config.send.concurrency, config.send.concurrency_per_service);
     let app = NotifierApp::build(
         config,
         NotifierDeps {

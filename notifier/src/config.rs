@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use service_kit::config::{ConfigError, Env};
 
+use crate::push::SendConfig;
+
 /// Settings for the notifier.
 #[derive(Debug, Clone)]
 pub struct NotifierConfig {
@@ -26,22 +28,8 @@ pub struct NotifierConfig {
     pub preview: bool,
     /// Subscriptions one user may hold (`PARLEY_PUSH_MAX_SUBSCRIPTIONS`, default 10).
     pub max_subscriptions_per_user: usize,
-    /// Pushes in flight at once (`PARLEY_PUSH_CONCURRENCY`, default 64).
-    pub concurrency: usize,
-    /// Pushes in flight to one push service (`PARLEY_PUSH_CONCURRENCY_PER_SERVICE`, default 16).
-    pub concurrency_per_service: usize,
-    /// Attempts per push before it is dead-lettered (`PARLEY_PUSH_MAX_ATTEMPTS`, default 5).
-    pub max_attempts: u32,
-    /// First retry delay; doubles per attempt, with jitter (`PARLEY_PUSH_RETRY_BASE_MS`, default 500).
-    pub retry_base: Duration,
-    /// Longest wait before a retry, `Retry-After` included (`PARLEY_PUSH_RETRY_MAX_SECS`, default 300).
-    pub retry_max: Duration,
-    /// One request's timeout (`PARLEY_PUSH_TIMEOUT_SECS`, default 10).
-    pub request_timeout: Duration,
-    /// How long a push service keeps an undelivered push (`PARLEY_PUSH_TTL_SECS`, default 86400).
-    pub ttl: Duration,
-    /// Pushes waiting to be sent before new ones are dropped (`PARLEY_PUSH_QUEUE`, default 10000).
-    pub queue_capacity: usize,
+    /// Sending: concurrency, retries, timeouts, TTL, queue length.
+    pub send: SendConfig,
 }
 
 /// The defaults: the standalone server's settings.
@@ -57,14 +45,16 @@ impl NotifierConfig {
             allow_http: false,
             preview: true,
             max_subscriptions_per_user: 10,
-            concurrency: 64,
-            concurrency_per_service: 16,
-            max_attempts: 5,
-            retry_base: Duration::from_millis(500),
-            retry_max: Duration::from_secs(300),
-            request_timeout: Duration::from_secs(10),
-            ttl: Duration::from_secs(86_400),
-            queue_capacity: 10_000,
+            send: SendConfig {
+                concurrency: 64,
+                concurrency_per_service: 16,
+                max_attempts: 5,
+                retry_base: Duration::from_millis(500),
+                retry_max: Duration::from_secs(300),
+                request_timeout: Duration::from_secs(10),
+                ttl: Duration::from_secs(86_400),
+                queue_capacity: 10_000,
+            },
         }
     }
 
@@ -104,23 +94,33 @@ impl NotifierConfig {
                 10,
                 1..=1000,
             )?),
-            concurrency: usize_of(bounded("PARLEY_PUSH_CONCURRENCY", 64, 1..=10_000)?),
-            concurrency_per_service: usize_of(bounded(
-                "PARLEY_PUSH_CONCURRENCY_PER_SERVICE",
-                16,
-                1..=10_000,
-            )?),
-            max_attempts: u32::try_from(bounded("PARLEY_PUSH_MAX_ATTEMPTS", 5, 1..=20)?)
-                .unwrap_or(5),
-            retry_base: Duration::from_millis(bounded(
-                "PARLEY_PUSH_RETRY_BASE_MS",
-                500,
-                1..=60_000,
-            )?),
-            retry_max: Duration::from_secs(bounded("PARLEY_PUSH_RETRY_MAX_SECS", 300, 1..=86_400)?),
-            request_timeout: Duration::from_secs(bounded("PARLEY_PUSH_TIMEOUT_SECS", 10, 1..=300)?),
-            ttl: Duration::from_secs(bounded("PARLEY_PUSH_TTL_SECS", 86_400, 0..=2_419_200)?),
-            queue_capacity: usize_of(bounded("PARLEY_PUSH_QUEUE", 10_000, 1..=1_000_000)?),
+            send: SendConfig {
+                concurrency: usize_of(bounded("PARLEY_PUSH_CONCURRENCY", 64, 1..=10_000)?),
+                concurrency_per_service: usize_of(bounded(
+                    "PARLEY_PUSH_CONCURRENCY_PER_SERVICE",
+                    16,
+                    1..=10_000,
+                )?),
+                max_attempts: u32::try_from(bounded("PARLEY_PUSH_MAX_ATTEMPTS", 5, 1..=20)?)
+                    .unwrap_or(5),
+                retry_base: Duration::from_millis(bounded(
+                    "PARLEY_PUSH_RETRY_BASE_MS",
+                    500,
+                    1..=60_000,
+                )?),
+                retry_max: Duration::from_secs(bounded(
+                    "PARLEY_PUSH_RETRY_MAX_SECS",
+                    300,
+                    1..=86_400,
+                )?),
+                request_timeout: Duration::from_secs(bounded(
+                    "PARLEY_PUSH_TIMEOUT_SECS",
+                    10,
+                    1..=300,
+                )?),
+                ttl: Duration::from_secs(bounded("PARLEY_PUSH_TTL_SECS", 86_400, 0..=2_419_200)?),
+                queue_capacity: usize_of(bounded("PARLEY_PUSH_QUEUE", 10_000, 1..=1_000_000)?),
+            },
             data_dir: d.data_dir,
         })
     }

@@ -103,7 +103,7 @@ impl NotifierApp {
         let (pusher, sender_task) = Pusher::start(
             signer,
             store.clone(),
-            push::SendConfig::from(&config),
+            config.send.clone(),
             metrics::Metrics::new(registry),
         )
         .context("cannot build the push HTTP client")?;

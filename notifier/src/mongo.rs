@@ -21,7 +21,7 @@ use mongodb::bson::doc;
 use mongodb::options::IndexOptions;
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
-use shared_models::{Room, RoomId, RoomKind, UserId, UserRef};
+use shared_models::{Room, RoomId, UserId, UserRef};
 use uuid::Uuid;
 
 use crate::store::{
@@ -346,11 +346,7 @@ impl SubscriptionStore for MongoSubscriptionStore {
         Ok(Some(RoomInfo {
             id: room,
             name: d.name,
-            kind: if d.kind == "direct" {
-                RoomKind::Direct
-            } else {
-                RoomKind::Group
-            },
+            kind: crate::store::kind_of(&d.kind),
             members,
         }))
     }

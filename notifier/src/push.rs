@@ -72,40 +72,25 @@ pub struct PushEvent {
     pub attempts: u32,
 }
 
-/// Sending knobs (from [`crate::config::NotifierConfig`]).
+/// Sending knobs (part of [`crate::config::NotifierConfig`]).
 #[derive(Debug, Clone)]
 pub struct SendConfig {
-    /// Requests in flight overall.
+    /// Pushes in flight at once (`PARLEY_PUSH_CONCURRENCY`, default 64).
     pub concurrency: usize,
-    /// Requests in flight per push service.
+    /// Pushes in flight to one push service (`PARLEY_PUSH_CONCURRENCY_PER_SERVICE`, default 16).
     pub concurrency_per_service: usize,
-    /// Attempts before giving up.
+    /// Attempts per push before it is dead-lettered (`PARLEY_PUSH_MAX_ATTEMPTS`, default 5).
     pub max_attempts: u32,
-    /// First backoff.
+    /// First retry delay; doubles per attempt, with jitter (`PARLEY_PUSH_RETRY_BASE_MS`, default 500).
     pub retry_base: Duration,
-    /// Longest wait before a retry.
+    /// Longest wait before a retry, `Retry-After` included (`PARLEY_PUSH_RETRY_MAX_SECS`, default 300).
     pub retry_max: Duration,
-    /// Per-request timeout.
+    /// One request's timeout (`PARLEY_PUSH_TIMEOUT_SECS`, default 10).
     pub request_timeout: Duration,
-    /// The `TTL` header.
+    /// How long a push service keeps an undelivered push (`PARLEY_PUSH_TTL_SECS`, default 86400).
     pub ttl: Duration,
-    /// Queue length.
+    /// Pushes waiting to be sent before new ones are dropped (`PARLEY_PUSH_QUEUE`, default 10000).
     pub queue_capacity: usize,
-}
-
-impl From<&crate::config::NotifierConfig> for SendConfig {
-    fn from(c: &crate::config::NotifierConfig) -> Self {
-        Self {
-            concurrency: c.concurrency,
-            concurrency_per_service: c.concurrency_per_service,
-            max_attempts: c.max_attempts,
-            retry_base: c.retry_base,
-            retry_max: c.retry_max,
-            request_timeout: c.request_timeout,
-            ttl: c.ttl,
-            queue_capacity: c.queue_capacity,
-        }
-    }
 }
 
 /// An encrypted, signed request, ready to (re)send.

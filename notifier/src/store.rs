@@ -174,6 +174,15 @@ fn row_to_sub(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredSubscription> {
     })
 }
 
+/// A stored room kind (`RoomKind::as_str`) back as the enum.
+pub(crate) fn kind_of(s: &str) -> RoomKind {
+    if s == RoomKind::Direct.as_str() {
+        RoomKind::Direct
+    } else {
+        RoomKind::Group
+    }
+}
+
 const SUB_COLS: &str = "id, user_id, endpoint, p256dh, auth, created_ms";
 
 #[async_trait]
@@ -406,11 +415,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
                 Ok(Some(RoomInfo {
                     id: room,
                     name,
-                    kind: if kind == "direct" {
-                        RoomKind::Direct
-                    } else {
-                        RoomKind::Group
-                    },
+                    kind: kind_of(&kind),
                     members,
                 }))
             })

@@ -506,9 +506,27 @@ async fn heartbeat<A: Adapter>(inner: Arc<Inner<A>>, cluster: Arc<redis::RedisCl
     let mut tick = tokio::time::interval(redis::HEARTBEAT_EVERY);
     loop {
         tick.tick().await;
-        if let Err(err) = cluster.beat().await {
-            tracing::warn!(error = %err, "heartbeat failed");
-            continue;
+        match cluster.beat().await {
+            Ok(true) => {}
+            // Redis lost this gateway's state: count its sockets again, or
+            // their users would look offline until they reconnect.
+            Ok(false) => {
+                let mut counts = HashMap::new();
+                for s in inner.io.of("/").map(|ns| ns.local().sockets()).unwrap_or_default() {
+                    if let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>() {
+                        *counts.entry(ctx.user).or_insert(0i64) += 1;
+                    }
+                }
+                if let Err(err) = cluster.restore_presence(&counts).await {
+                    tracing::warn!(error = %err, "cannot restore presence");
+                } else if !counts.is_empty() {
+                    tracing::info!(users = counts.len(), "presence restored after Redis lost it");
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "heartbeat failed");
+                continue;
+            }
         }
         match cluster.sweep().await {
             Ok(users) => {

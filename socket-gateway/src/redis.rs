@@ -258,18 +258,40 @@ impl RedisCluster {
         &self.gateway
     }
 
-    /// Renews this gateway's heartbeat.
-    pub async fn beat(&self) -> Result<(), fred::error::Error> {
+    /// Renews this gateway's heartbeat; `false` if Redis had lost it (a
+    /// restart without persistence, or a stall longer than its TTL).
+    pub async fn beat(&self) -> Result<bool, fred::error::Error> {
         let key = format!("{}{}", self.heartbeat_prefix(), self.gateway);
         let ttl = i64::try_from(HEARTBEAT_TTL.as_millis()).unwrap_or(10_000);
-        let () = self
+        let before: Option<String> = self
             .client
-            .set(key, 1, Some(fred::types::Expiration::PX(ttl)), None, false)
+            .set(key, 1, Some(fred::types::Expiration::PX(ttl)), None, true)
             .await?;
         let _: i64 = self
             .client
             .sadd(format!("{}:gateways", self.prefix), self.gateway.clone())
             .await?;
+        Ok(before.is_some())
+    }
+
+    /// Writes this gateway's socket counts again (after Redis lost them).
+    pub async fn restore_presence(
+        &self,
+        counts: &std::collections::HashMap<UserId, i64>,
+    ) -> Result<(), fred::error::Error> {
+        for (user, n) in counts {
+            let _: i64 = self
+                .client
+                .hset(self.online(*user), (self.gateway.clone(), *n))
+                .await?;
+            let _: i64 = self
+                .client
+                .sadd(
+                    format!("{}:gwusers:{}", self.prefix, self.gateway),
+                    user.to_string(),
+                )
+                .await?;
+        }
         Ok(())
     }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
-  ack, connect, createRoom, expectNoEvent, joinOk, randomUUID, send, sendOk, waitFor, waitUntil,
+  ack, connect, createRoom, joinOk, randomUUID, send, sendOk, waitFor, waitUntil,
 } from './lib/client.mjs';
 import { api, register, repoRoot } from './lib/server.mjs';
 import { freePort, startStack } from './lib/stack.mjs';
@@ -173,7 +173,7 @@ describe('distributed stack', () => {
   });
 
   it('Redis restarted: broadcasts resume on every gateway without restarting them', async () => {
-    const { room, a, b, c } = await trio();
+    const { A, B, room, a, b, c } = await trio();
     await stack.procs.redis.stop('SIGKILL');
     await stack.startRedis();
     // Pub/sub is at-most-once: wait until a probe crosses, then check one message reaches both.
@@ -187,7 +187,15 @@ describe('distributed stack', () => {
     const onC = waitFor(c, 'message:new', (m) => m.body === 'after redis');
     await sendOk(a, room.id, 'after redis');
     await Promise.all([onB, onC]);
-    await expectNoEvent(c, 'connect_error', () => true, 100);
+    // Presence survives the lost Redis data: each gateway counts its
+    // sockets again, so alice (connected throughout) is online for a new
+    // socket of bob's without reconnecting.
+    await waitUntil(async () => {
+      const probe = await open(2, B.access_token);
+      const seen = await waitFor(probe, 'presence', (p) => p.user === A.user.id && p.online, 500).then(() => true, () => false);
+      probe.close();
+      return seen;
+    }, 15_000, "alice's presence restored after the Redis restart");
   });
 
   async function sleepUntilSomeAcked(room, n) {

@@ -64,7 +64,11 @@ impl MongoMetaStore {
             .create_index(
                 IndexModel::builder()
                     .keys(doc! { "room": 1 })
-                    .options(IndexOptions::builder().name("files_room".to_owned()).build())
+                    .options(
+                        IndexOptions::builder()
+                            .name("files_room".to_owned())
+                            .build(),
+                    )
                     .build(),
             )
             .await

@@ -292,13 +292,7 @@ async fn files_of_other_rooms_do_not_exist_for_strangers() {
         let (a, stranger) = (svc.user(), svc.user());
         let room = svc.room(&[&a]).await;
         let _other = svc.room(&[&stranger]).await;
-        let id = svc
-            .upload_raw(&a, room, "a.txt", b"mine".to_vec())
-            .await
-            .json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = svc.upload_id(&a, room, "a.txt", b"mine").await;
         let missing = FileId::new().to_string();
         for path in [
             format!("/api/files/{id}"),
@@ -351,13 +345,7 @@ async fn deleted_files_are_gone_and_only_the_uploader_deletes() {
         let svc = Service::start(kind, 25 * MIB).await;
         let (a, b) = (svc.user(), svc.user());
         let room = svc.room(&[&a, &b]).await;
-        let id = svc
-            .upload_raw(&a, room, "a.txt", b"bye".to_vec())
-            .await
-            .json()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let id = svc.upload_id(&a, room, "a.txt", b"bye").await;
         let res = svc.call(&b, "DELETE", &format!("/api/files/{id}")).await;
         assert_eq!(res.status, 403, "{kind:?}");
         assert_eq!(svc.leftovers().await.0, 1);
@@ -387,19 +375,13 @@ async fn attachments_resolve_only_within_their_room() {
     let room = svc.room(&[&a]).await;
     let other = svc.room(&[&b]).await;
     let mine: FileId = svc
-        .upload_raw(&a, room, "a.txt", b"a".to_vec())
+        .upload_id(&a, room, "a.txt", b"a")
         .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
         .parse()
         .unwrap();
     let foreign: FileId = svc
-        .upload_raw(&b, other, "b.txt", b"b".to_vec())
+        .upload_id(&b, other, "b.txt", b"b")
         .await
-        .json()["id"]
-        .as_str()
-        .unwrap()
         .parse()
         .unwrap();
     let resolver = svc.app.resolver();

@@ -6,69 +6,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::signer::Signer;
 use file_service::blob::S3BlobStore;
 use file_service::{BackendConfig, FileServiceApp, FileServiceDeps, FilesConfig, S3Config};
 use http_body_util::{BodyExt, Full};
 use service_kit::bus::{EventBus, InProcessBus};
 use service_kit::testing::Response;
-use service_kit::token::{Claims, ISSUER, Jwk, Jwks, Verifier};
 use shared_models::{MemberChanged, Room, RoomId, RoomKind, UserId};
 
-/// Signs access tokens like auth does (EdDSA with a `kid`), so the tests
-/// verify real tokens without depending on the auth crate.
-pub struct Signer {
-    kid: String,
-    public: [u8; 32],
-    encoding: jsonwebtoken::EncodingKey,
-}
-
-impl Signer {
-    /// A fresh random key.
-    pub fn new() -> Self {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-        let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
-        let der = signing.to_pkcs8_der().unwrap();
-        Self {
-            kid: "test-key".into(),
-            public: signing.verifying_key().to_bytes(),
-            encoding: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-        }
-    }
-
-    /// The JWKS a verifier trusts.
-    pub fn jwks(&self) -> Jwks {
-        use base64::Engine;
-        Jwks {
-            keys: vec![Jwk {
-                kty: "OKP".into(),
-                crv: "Ed25519".into(),
-                alg: "EdDSA".into(),
-                use_: "sig".into(),
-                kid: self.kid.clone(),
-                x: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.public),
-            }],
-        }
-    }
-
-    /// A verifier for these tokens.
-    pub fn verifier(&self) -> Arc<Verifier> {
-        Arc::new(Verifier::from_jwks(&self.jwks()).unwrap())
-    }
-
-    /// A signed token.
-    pub fn sign(&self, claims: &Claims) -> String {
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
-    }
-}
-
-/// Credentials the test S3 server accepts.
-pub const ACCESS_KEY: &str = "parley-test";
-/// Its secret.
-pub const SECRET_KEY: &str = "parley-test-secret-0123456789";
+use crate::s3_server::{ACCESS_KEY, SECRET_KEY};
 
 /// An S3-compatible server (s3s-fs) on a port-0 listener that checks
 /// signatures, storing under its own temporary directory.
@@ -83,27 +29,10 @@ impl S3Server {
     /// Starts a server.
     pub async fn start() -> Self {
         let root = tempfile::tempdir().unwrap();
-        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((sock, _)) = listener.accept().await else {
-                    break;
-                };
-                sock.set_nodelay(true).unwrap();
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let io = hyper_util::rt::TokioIo::new(sock);
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(io, service)
-                        .await;
-                });
-            }
-        });
+        let path = root.path().to_owned();
+        tokio::spawn(async move { crate::s3_server::serve(&path, listener).await });
         Self { addr, root }
     }
 
@@ -211,15 +140,7 @@ impl Service {
     /// A new user (not in any room yet).
     pub fn user(&self) -> User {
         let id = UserId::new();
-        let now = chrono_now();
-        let token = self.keys.sign(&Claims {
-            sub: id,
-            name: format!("u{}", &id.to_string()[28..]),
-            iss: ISSUER.into(),
-            iat: now,
-            exp: now + 600,
-            jti: uuid::Uuid::new_v4().to_string(),
-        });
+        let token = self.keys.token(id, &format!("u{}", &id.to_string()[28..]));
         User { id, token }
     }
 
@@ -281,6 +202,13 @@ impl Service {
                 (store.keys().await.unwrap().len(), server.pending_uploads())
             }
         }
+    }
+
+    /// Uploads `data` as a raw body named `name`, expecting 201; the file id.
+    pub async fn upload_id(&self, user: &User, room: RoomId, name: &str, data: &[u8]) -> String {
+        let res = self.upload_raw(user, room, name, data.to_vec()).await;
+        assert_eq!(res.status, 201, "{:?}", res.json());
+        res.json()["id"].as_str().unwrap().to_owned()
     }
 
     /// Uploads `data` as a raw body named `name`.
@@ -380,16 +308,6 @@ impl Service {
         )
         .await
     }
-}
-
-fn chrono_now() -> i64 {
-    i64::try_from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs(),
-    )
-    .unwrap()
 }
 
 /// GETs an absolute `http://host:port/path?query` URL.

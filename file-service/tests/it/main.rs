@@ -10,6 +10,8 @@ mod api;
 mod conformance;
 mod helpers;
 mod s3;
+mod s3_server;
+mod signer;
 
 #[tokio::test]
 async fn serves_health_readiness_and_metrics() {

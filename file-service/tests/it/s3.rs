@@ -95,7 +95,7 @@ async fn a_wrong_secret_gets_nothing() {
     config.backend = BackendConfig::S3(bad);
     let deps = FileServiceDeps {
         bus: std::sync::Arc::new(service_kit::bus::InProcessBus::default()),
-        verifier: crate::helpers::Signer::new().verifier(),
+        verifier: crate::signer::Signer::new().verifier(),
     };
     let err = FileServiceApp::build(config, deps, &prometheus::Registry::new())
         .await

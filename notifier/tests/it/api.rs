@@ -8,6 +8,11 @@ use service_kit::testing::http;
 use crate::double::Subscriber;
 use crate::harness;
 
+/// The status of a bodiless request.
+async fn status(h: &crate::Harness, method: &str, path: &str, token: Option<&str>) -> u16 {
+    http(h.addr, method, path, token, None).await.status
+}
+
 fn body(endpoint: &str, p256dh: &str, auth: &str) -> Value {
     json!({"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}, "expirationTime": null})
 }
@@ -142,36 +147,11 @@ async fn subscriptions_are_validated_owned_and_limited() {
     assert_eq!(theirs.json()["subscriptions"], json!([]));
 
     let path = format!("/api/push/subscriptions/{id}");
-    assert_eq!(
-        http(h.addr, "DELETE", &path, Some(&b.token), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        http(
-            h.addr,
-            "DELETE",
-            "/api/push/subscriptions/nope",
-            Some(&a.token),
-            None
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        http(h.addr, "DELETE", &path, Some(&a.token), None)
-            .await
-            .status,
-        204
-    );
-    assert_eq!(
-        http(h.addr, "DELETE", &path, Some(&a.token), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(status(&h, "DELETE", &path, Some(&b.token)).await, 404);
+    let unknown = "/api/push/subscriptions/nope";
+    assert_eq!(status(&h, "DELETE", unknown, Some(&a.token)).await, 404);
+    assert_eq!(status(&h, "DELETE", &path, Some(&a.token)).await, 204);
+    assert_eq!(status(&h, "DELETE", &path, Some(&a.token)).await, 404);
 }
 
 #[tokio::test]
@@ -180,41 +160,16 @@ async fn only_members_mute_a_room() {
     let (a, b, c) = (h.user("alice"), h.user("bob"), h.user("carol"));
     let room = h.room("team", &[&a, &b]).await;
     let path = format!("/api/push/mutes/{room}");
-    assert_eq!(
-        http(h.addr, "PUT", &path, Some(&c.token), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(http(h.addr, "PUT", &path, None, None).await.status, 401);
-    assert_eq!(
-        http(
-            h.addr,
-            "PUT",
-            "/api/push/mutes/not-a-room",
-            Some(&a.token),
-            None
-        )
-        .await
-        .status,
-        404
-    );
-    assert_eq!(
-        http(h.addr, "PUT", &path, Some(&b.token), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(status(&h, "PUT", &path, Some(&c.token)).await, 404);
+    assert_eq!(status(&h, "PUT", &path, None).await, 401);
+    let bad = "/api/push/mutes/not-a-room";
+    assert_eq!(status(&h, "PUT", bad, Some(&a.token)).await, 404);
+    assert_eq!(status(&h, "PUT", &path, Some(&b.token)).await, 204);
     let mutes = http(h.addr, "GET", "/api/push/mutes", Some(&b.token), None).await;
     assert_eq!(mutes.json()["rooms"], json!([room]));
     let none = http(h.addr, "GET", "/api/push/mutes", Some(&a.token), None).await;
     assert_eq!(none.json()["rooms"], json!([]));
-    assert_eq!(
-        http(h.addr, "DELETE", &path, Some(&b.token), None)
-            .await
-            .status,
-        204
-    );
+    assert_eq!(status(&h, "DELETE", &path, Some(&b.token)).await, 204);
     let mutes = http(h.addr, "GET", "/api/push/mutes", Some(&b.token), None).await;
     assert_eq!(mutes.json()["rooms"], json!([]));
 }

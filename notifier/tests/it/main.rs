@@ -71,7 +71,7 @@ impl PresenceView for FakePresence {
     }
 }
 
-struct Harness {
+pub(crate) struct Harness {
     app: NotifierApp,
     bus: Arc<InProcessBus>,
     auth: auth::AuthApp,
@@ -81,7 +81,7 @@ struct Harness {
     _dir: tempfile::TempDir,
 }
 
-struct User {
+pub(crate) struct User {
     id: UserId,
     name: String,
     token: String,
@@ -103,8 +103,8 @@ async fn harness(allow_http: bool) -> Harness {
     let presence = Arc::new(FakePresence::default());
     let mut config = NotifierConfig::with_data_dir(dir.path().into());
     config.allow_http = allow_http;
-    config.max_attempts = 3;
-    config.retry_base = Duration::from_millis(20);
+    config.send.max_attempts = 3;
+    config.send.retry_base = Duration::from_millis(20);
     config.max_subscriptions_per_user = 4;
     let app = NotifierApp::build(
         config,

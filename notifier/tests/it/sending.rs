@@ -7,9 +7,26 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use notifier::push::{Outcome, PushEvent};
 use serde_json::json;
+use shared_models::RoomId;
 
 use crate::double::{Answer, PushDouble};
 use crate::harness;
+
+/// A notifier with a push double, and alice and bob in a room.
+async fn alice_and_bob() -> (crate::Harness, PushDouble, crate::User, crate::User, RoomId) {
+    let h = harness(true).await;
+    let double = PushDouble::start().await;
+    let (a, b) = (h.user("alice"), h.user("bob"));
+    let room = h.room("r", &[&a, &b]).await;
+    (h, double, a, b, room)
+}
+
+/// `method` on a mute path as `who`; the status.
+async fn call(h: &crate::Harness, method: &str, path: &str, who: &crate::User) -> u16 {
+    service_kit::testing::http(h.addr, method, path, Some(&who.token), None)
+        .await
+        .status
+}
 
 /// Waits for `n` finished pushes.
 async fn outcomes(
@@ -42,15 +59,10 @@ async fn offline_members_get_one_verified_push_others_none() {
         h.subscribe(u, &double.subscribe(name)).await;
     }
     h.presence.set(c.id, true);
-    let res = service_kit::testing::http(
-        h.addr,
-        "PUT",
-        &format!("/api/push/mutes/{room}"),
-        Some(&d.token),
-        None,
-    )
-    .await;
-    assert_eq!(res.status, 204);
+    assert_eq!(
+        call(&h, "PUT", &format!("/api/push/mutes/{room}"), &d).await,
+        204
+    );
 
     let mut events = h.app.pusher().events();
     let m = h.send(room, &a, 1, "  hello\n bob  ").await;
@@ -87,15 +99,10 @@ async fn offline_members_get_one_verified_push_others_none() {
 
     // The same filters let the pushes through once their reason is gone.
     h.presence.set(c.id, false);
-    let res = service_kit::testing::http(
-        h.addr,
-        "DELETE",
-        &format!("/api/push/mutes/{room}"),
-        Some(&d.token),
-        None,
-    )
-    .await;
-    assert_eq!(res.status, 204);
+    assert_eq!(
+        call(&h, "DELETE", &format!("/api/push/mutes/{room}"), &d).await,
+        204
+    );
     let m2 = h.send(room, &a, 2, "again").await;
     assert_eq!(h.metric("parley_push_queued_total"), 4.0);
     outcomes(&mut events, 3).await;
@@ -122,10 +129,7 @@ async fn offline_members_get_one_verified_push_others_none() {
 
 #[tokio::test]
 async fn gone_subscriptions_are_deleted() {
-    let h = harness(true).await;
-    let double = PushDouble::start().await;
-    let (a, b) = (h.user("alice"), h.user("bob"));
-    let room = h.room("r", &[&a, &b]).await;
+    let (h, double, a, b, room) = alice_and_bob().await;
     h.subscribe(&b, &double.subscribe("gone404")).await;
     h.subscribe(&b, &double.subscribe("gone410")).await;
     let keep = h.subscribe(&b, &double.subscribe("fine")).await;
@@ -149,10 +153,7 @@ async fn gone_subscriptions_are_deleted() {
 
 #[tokio::test]
 async fn too_many_requests_waits_for_retry_after() {
-    let h = harness(true).await;
-    let double = PushDouble::start().await;
-    let (a, b) = (h.user("alice"), h.user("bob"));
-    let room = h.room("r", &[&a, &b]).await;
+    let (h, double, a, b, room) = alice_and_bob().await;
     h.subscribe(&b, &double.subscribe("b")).await;
     double.script(
         "b",
@@ -176,10 +177,7 @@ async fn too_many_requests_waits_for_retry_after() {
 
 #[tokio::test]
 async fn server_errors_are_retried_then_dead_lettered() {
-    let h = harness(true).await;
-    let double = PushDouble::start().await;
-    let (a, b) = (h.user("alice"), h.user("bob"));
-    let room = h.room("r", &[&a, &b]).await;
+    let (h, double, a, b, room) = alice_and_bob().await;
     h.subscribe(&b, &double.subscribe("down")).await;
     h.subscribe(&b, &double.subscribe("flaky")).await;
     double.always("down", Answer::status(503));
@@ -211,10 +209,7 @@ async fn server_errors_are_retried_then_dead_lettered() {
 
 #[tokio::test]
 async fn refused_requests_are_not_retried() {
-    let h = harness(true).await;
-    let double = PushDouble::start().await;
-    let (a, b) = (h.user("alice"), h.user("bob"));
-    let room = h.room("r", &[&a, &b]).await;
+    let (h, double, a, b, room) = alice_and_bob().await;
     for (name, status) in [("s400", 400), ("s401", 401), ("s403", 403), ("s413", 413)] {
         h.subscribe(&b, &double.subscribe(name)).await;
         double.always(name, Answer::status(status));
