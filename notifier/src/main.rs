@@ -3,22 +3,24 @@
 //! Configuration: `PARLEY_NOTIFIER_ADDR` (default 127.0.0.1:8083),
 //! `PARLEY_DATA_DIR` (default `./data`) and the `PARLEY_VAPID_*` /
 //! `PARLEY_PUSH_*` settings of [`notifier::NotifierConfig`]. The store is
-//! MongoDB when `PARLEY_MONGODB_URI` is set, else `<data dir>/notifier.db`.
-//! Tokens are verified with the JWKS in `<data dir>/jwks.json`.
+//! MongoDB when `PARLEY_MONGODB_URI` is set, else `<data dir>/notifier.db`;
+//! the bus is RabbitMQ when `PARLEY_AMQP_URL` is set; who is online is read
+//! from the gateways' Redis (`PARLEY_REDIS_URL`, `PARLEY_REDIS_PREFIX`;
+//! unset, nobody counts as online and every member with a subscription
+//! gets the push). Tokens are verified with auth's JWKS from
+//! `PARLEY_JWKS_URL`, else `<data dir>/jwks.json`.
 
 use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use service_kit::bus::{EventBus, InProcessBus};
 use service_kit::config::{Env, SystemEnv};
 use service_kit::ops::Ops;
 use service_kit::presence::{PresenceError, PresenceView};
-use service_kit::token::{Jwks, Verifier};
 use shared_models::UserId;
 
-/// Until the production presence (Redis) is wired in, nobody is known to
-/// be online: everyone with a subscription gets the push.
+/// Without the gateways' Redis nobody is known to be online: everyone with
+/// a subscription gets the push.
 struct NobodyOnline;
 
 #[async_trait]
@@ -36,23 +38,22 @@ async fn main() -> anyhow::Result<()> {
     let data_dir: std::path::PathBuf = env.string_or("PARLEY_DATA_DIR", "./data").into();
     let config = notifier::NotifierConfig::from_env(&env, data_dir.clone())?;
     let mongo = service_kit::mongo::MongoConfig::from_env(&env)?;
-    let jwks_path = data_dir.join("jwks.json");
-    let jwks: Jwks = serde_json::from_slice(
-        &std::fs::read(&jwks_path)
-            .with_context(|| format!("cannot read {}", jwks_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a JWKS", jwks_path.display()))?;
-    let verifier = Arc::new(Verifier::from_jwks(&jwks).context("invalid JWKS")?);
+    let amqp = service_kit::amqp::AmqpConfig::from_env(&env)?;
+    let redis_url = env.get("PARLEY_REDIS_URL").filter(|u| !u.is_empty());
+    let redis_prefix = env.string_or("PARLEY_REDIS_PREFIX", "parley");
+    let bus = service_kit::runtime::event_bus(amqp).await?;
+    let presence: Arc<dyn PresenceView> = match redis_url {
+        Some(url) => Arc::new(service_kit::presence::RedisPresence::connect(&url, &redis_prefix).await?),
+        None => Arc::new(NobodyOnline),
+    };
+    let verifier = service_kit::runtime::verifier(&env, &data_dir).await?;
     let registry = prometheus::Registry::new();
-    // The production bus (RabbitMQ) and presence (Redis) arrive with the
-    // distributed deployment.
-    let bus: Arc<dyn EventBus> = Arc::new(InProcessBus::default());
     let deps = notifier::NotifierDeps {
         bus: bus.clone(),
         verifier,
-        presence: Arc::new(NobodyOnline),
+        presence,
     };
-    let mut ops = Ops::new(registry.clone());
+    let mut ops = Ops::new(registry.clone()).check(Arc::new(service_kit::ops::BusCheck(bus.clone())));
     let app = match mongo {
         Some(cfg) => {
             let db = service_kit::mongo::connect(&cfg).await?;

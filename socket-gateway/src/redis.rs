@@ -534,14 +534,12 @@ impl ClusterState for RedisCluster {
             .await
             .map_err(rerr)?;
         let mut out = Vec::with_capacity(raw.len());
-        let mut expect = after + 1;
-        for r in raw {
+        for (expect, r) in (after + 1..).zip(raw) {
             let m: Message = serde_json::from_str(&r).map_err(|e| ClusterError(e.to_string()))?;
             // Only a contiguous run from `after + 1` answers alone.
             if m.seq != expect {
                 return Ok(None);
             }
-            expect += 1;
             out.push(m);
         }
         if out.is_empty() {
