@@ -19,12 +19,54 @@ use crate::store::ChatStore;
 /// The queue db-writer consumes.
 pub const QUEUE: &str = "db-writer";
 
+/// The routing key of a drain barrier: db-writer publishes one into its
+/// own queue and waits until its consumer reaches it, which proves that
+/// every event queued before it is in the store (see [`Barriers`]).
+pub const BARRIER_KEY: &str = "dbwriter.barrier.requested";
+
 /// The routing keys it binds.
-pub const BINDINGS: [&str; 3] = [
+pub const BINDINGS: [&str; 4] = [
     "chat.message.created",
     "chat.receipt.read",
     "auth.user.registered",
+    BARRIER_KEY,
 ];
+
+/// Waiters for drain barriers, by barrier id. The queue is consumed in
+/// order by one db-writer, so a barrier reached means everything queued
+/// before it was written.
+#[derive(Default)]
+pub struct Barriers(std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>);
+
+impl Barriers {
+    /// Registers a waiter for barrier `id`.
+    pub fn wait_for(&self, id: &str) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut w) = self.0.lock() {
+            w.insert(id.to_owned(), tx);
+        }
+        rx
+    }
+
+    /// Forgets a waiter that gave up.
+    pub fn cancel(&self, id: &str) {
+        if let Ok(mut w) = self.0.lock() {
+            w.remove(id);
+        }
+    }
+
+    fn reached(&self, id: &str) {
+        let waiter = self.0.lock().ok().and_then(|mut w| w.remove(id));
+        if let Some(tx) = waiter {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Barrier {
+    id: String,
+}
 
 /// Batching knobs.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +88,7 @@ impl Default for BatchConfig {
 }
 
 enum Parsed {
+    Barrier(String),
     User(UserRef),
     Message(Message),
     Receipt(ReceiptRead),
@@ -53,8 +96,12 @@ enum Parsed {
 }
 
 fn parse(d: &Delivery) -> Result<Parsed, String> {
-    let kind = EventKind::parse(&d.routing_key);
     let err = |e: serde_json::Error| e.to_string();
+    if d.routing_key == BARRIER_KEY {
+        let b: Barrier = serde_json::from_slice(&d.payload).map_err(err)?;
+        return Ok(Parsed::Barrier(b.id));
+    }
+    let kind = EventKind::parse(&d.routing_key);
     Ok(match kind {
         Some(EventKind::MessageCreated) => Parsed::Message(
             Envelope::<Message>::from_slice(&d.payload)
@@ -86,6 +133,7 @@ pub async fn run(
     store: Arc<dyn ChatStore>,
     config: BatchConfig,
     metrics: Metrics,
+    barriers: Arc<Barriers>,
 ) {
     let mut backoff = Duration::from_millis(50);
     while let Some(first) = sub.next().await {
@@ -107,6 +155,7 @@ pub async fn run(
         }
 
         let (mut users, mut messages, mut receipts) = (Vec::new(), Vec::new(), Vec::new());
+        let mut reached = Vec::new();
         // Each delivery with the message id it carries, if any.
         let mut good: Vec<(Delivery, Option<MessageId>)> = Vec::with_capacity(batch.len());
         for d in batch {
@@ -118,6 +167,7 @@ pub async fn run(
                     messages.push(m);
                 }
                 Ok(Parsed::Receipt(r)) => receipts.push(r),
+                Ok(Parsed::Barrier(id)) => reached.push(id),
                 Ok(Parsed::Ignore) => {}
                 Err(e) => {
                     tracing::error!(routing_key = %d.routing_key, error = %e, "unparseable event, dead-lettering");
@@ -152,6 +202,10 @@ pub async fn run(
                         Settle::DeadLetter
                     })
                     .await;
+                }
+                // Everything before the barriers is written now.
+                for id in &reached {
+                    barriers.reached(id);
                 }
                 backoff = Duration::from_millis(50);
             }

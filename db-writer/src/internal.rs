@@ -37,8 +37,35 @@ pub struct PageQuery {
 /// Largest page the gateways may ask for (a `sync` reads up to 1000).
 pub const MAX_INTERNAL_PAGE: u32 = 1000;
 
+/// What the routes need.
+#[derive(Clone)]
+pub struct InternalState {
+    /// The chat store.
+    pub store: Arc<dyn ChatStore>,
+    /// Waits for db-writer's queue to drain.
+    pub drain: Arc<crate::Drain>,
+}
+
+impl axum::extract::FromRef<InternalState> for Arc<dyn ChatStore> {
+    fn from_ref(s: &InternalState) -> Self {
+        s.store.clone()
+    }
+}
+
+/// Whether to drain db-writer's queue before answering.
+#[derive(Debug, Deserialize)]
+pub struct SettledQuery {
+    /// `true`: answer only once everything queued before the request is
+    /// written (a gateway loading a room's position after Redis lost it).
+    #[serde(default)]
+    pub settled: bool,
+}
+
+/// How long a settled read waits for the queue to drain.
+pub const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The routes.
-pub fn router(store: Arc<dyn ChatStore>) -> Router {
+pub fn router(state: InternalState) -> Router {
     Router::new()
         .route("/internal/rooms/{room}/members/{user}", get(membership))
         .route("/internal/users/{user}/contacts", get(contacts))
@@ -47,7 +74,7 @@ pub fn router(store: Arc<dyn ChatStore>) -> Router {
             "/internal/rooms/{room}/senders/{sender}/clients/{client}",
             get(by_client_id),
         )
-        .with_state(store)
+        .with_state(state)
 }
 
 fn not_found() -> ApiError {
@@ -55,10 +82,21 @@ fn not_found() -> ApiError {
 }
 
 async fn membership(
-    State(store): State<Arc<dyn ChatStore>>,
+    State(state): State<InternalState>,
     Path((room, user)): Path<(RoomId, UserId)>,
+    Query(q): Query<SettledQuery>,
 ) -> Result<Json<MembershipDoc>, ApiError> {
-    let m = store.membership(room, user).await?.ok_or_else(not_found)?;
+    if q.settled {
+        state.drain.settle(SETTLE_WAIT).await.map_err(|e| {
+            tracing::warn!(error = %format!("{e:#}"), "settled read refused");
+            ApiError::new(ErrorCode::Unavailable, "db-writer is not caught up")
+        })?;
+    }
+    let m = state
+        .store
+        .membership(room, user)
+        .await?
+        .ok_or_else(not_found)?;
     Ok(Json(MembershipDoc {
         last_seq: m.last_seq,
         read_seq: m.read_seq,

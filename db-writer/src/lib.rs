@@ -43,6 +43,7 @@ pub struct DbWriterApp {
     store: Arc<dyn ChatStore>,
     state: routes::RoomsState,
     consumer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    barriers: Arc<consumer::Barriers>,
 }
 
 impl DbWriterApp {
@@ -77,11 +78,13 @@ impl DbWriterApp {
             .subscribe(consumer::QUEUE, &consumer::BINDINGS, Durability::Durable)
             .await
             .context("cannot subscribe to the event bus")?;
+        let barriers = Arc::new(consumer::Barriers::default());
         let task = tokio::spawn(consumer::run(
             sub,
             store.clone(),
             config.batch,
             metrics::Metrics::new(registry),
+            barriers.clone(),
         ));
         Ok(Self {
             store: store.clone(),
@@ -91,6 +94,7 @@ impl DbWriterApp {
                 bus,
             },
             consumer: tokio::sync::Mutex::new(Some(task)),
+            barriers,
         })
     }
 
@@ -107,7 +111,13 @@ impl DbWriterApp {
     /// The gateways' read API (`/internal/…`), for the service's own port
     /// only (never behind the ingress).
     pub fn internal_router(&self) -> axum::Router {
-        internal::router(self.store.clone())
+        internal::router(internal::InternalState {
+            store: self.store.clone(),
+            drain: Arc::new(Drain {
+                bus: self.state.bus.clone(),
+                barriers: self.barriers.clone(),
+            }),
+        })
     }
 
     /// Readiness: the store answers.
@@ -123,6 +133,38 @@ impl DbWriterApp {
         {
             tracing::error!(error = %err, "db-writer consumer panicked");
         }
+    }
+}
+
+/// Waits until db-writer has written everything queued before now: a
+/// barrier event goes through the bus into db-writer's own queue, and the
+/// consumer signals when it gets there.
+pub struct Drain {
+    bus: Arc<dyn EventBus>,
+    barriers: Arc<consumer::Barriers>,
+}
+
+impl Drain {
+    /// `Ok` once every event queued before the call is in the store.
+    pub async fn settle(&self, within: std::time::Duration) -> anyhow::Result<()> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let reached = self.barriers.wait_for(&id);
+        let body = serde_json::to_vec(&serde_json::json!({ "id": id }))?;
+        let res = async {
+            self.bus
+                .publish(consumer::BARRIER_KEY, body)
+                .await
+                .context("cannot publish a drain barrier")?;
+            tokio::time::timeout(within, reached)
+                .await
+                .context("the queue did not drain in time")?
+                .context("db-writer's consumer stopped")
+        }
+        .await;
+        if res.is_err() {
+            self.barriers.cancel(&id);
+        }
+        res
     }
 }
 

@@ -38,8 +38,10 @@ use tokio::sync::{RwLock, mpsc, watch};
 use crate::bus::{Acker, BusError, Delivery, Durability, EventBus, Subscription};
 use crate::config::{ConfigError, Env};
 
-/// How long a publish waits for the broker's confirm.
-pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a publish waits for the broker's confirm (a healthy broker
+/// confirms in milliseconds; the gateways' recovery after a Redis loss
+/// waits this long, so it stays short).
+pub const PUBLISH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Where the bus lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

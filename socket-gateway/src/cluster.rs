@@ -37,6 +37,10 @@ pub struct SendLease {
     pub last_seq: Option<u64>,
     /// A recent message with the sender's `client_id` (and whether durable).
     pub recent: Option<(Message, bool)>,
+    /// When `last_seq` is unknown: how long to wait before reading the
+    /// position from the store, so that publishes begun before this state
+    /// was lost have finished (zero for the in-process state).
+    pub settle_after: std::time::Duration,
 }
 
 /// The cluster-state port.
@@ -56,6 +60,7 @@ pub trait ClusterState: Send + Sync + 'static {
         let lease = self.acquire(room).await?;
         let res = async {
             Ok(SendLease {
+                settle_after: std::time::Duration::ZERO,
                 last_seq: self.last_seq(room).await?,
                 recent: self.recent(room, sender, client_id).await?,
                 lease: Lease {

@@ -24,6 +24,16 @@ pub trait RoomDirectory: Send + Sync + 'static {
         room: RoomId,
         user: UserId,
     ) -> Result<Option<Membership>, DirectoryError>;
+    /// [`RoomDirectory::membership`] once every message queued for the
+    /// store before the call is written (the store's position is then
+    /// complete). In-process the store is always caught up.
+    async fn settled_membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, DirectoryError> {
+        self.membership(room, user).await
+    }
     /// Whether `user` is a member of `room` (may answer from a cache that
     /// [`RoomDirectory::forget`] keeps honest).
     async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, DirectoryError> {
@@ -154,6 +164,19 @@ impl RoomDirectory for HttpDirectory {
                 }
             }
         }
+        Ok(m.map(|m| Membership {
+            last_seq: m.last_seq,
+            read_seq: m.read_seq,
+        }))
+    }
+    async fn settled_membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, DirectoryError> {
+        let m: Option<db_writer::internal::MembershipDoc> = self
+            .get(format!("/internal/rooms/{room}/members/{user}?settled=true"))
+            .await?;
         Ok(m.map(|m| Membership {
             last_seq: m.last_seq,
             read_seq: m.read_seq,

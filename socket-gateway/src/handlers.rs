@@ -391,7 +391,20 @@ impl<A: Adapter> Inner<A> {
             Some(seq) => seq,
             // First message since start: the store knows where the room is.
             None => {
-                let stored = self.member(req.room, ctx).await?.last_seq;
+                // The position comes from the store: wait out publishes that
+                // may still be on their way, then for the store to catch up,
+                // or a seq could be handed out twice.
+                tokio::time::sleep(leased.settle_after).await;
+                let stored = self
+                    .directory
+                    .settled_membership(req.room, ctx.user)
+                    .await
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, room = %req.room, "store not caught up");
+                        error(ErrorCode::Unavailable, "room is not ready, retry with the same client_id")
+                    })?
+                    .ok_or_else(not_found)?
+                    .last_seq;
                 self.cluster
                     .init_seq(req.room, stored)
                     .await

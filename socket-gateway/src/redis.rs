@@ -12,6 +12,7 @@
 //! - `P:cid:{room}:{sender}:{client_id}`: a recent message by idempotency
 //!   key, committed or pending, kept for [`CLIENT_ID_TTL`];
 //! - `P:online:{user}`: hash gateway id → sockets of the user there;
+//! - `P:epoch`: when this Redis was first written (Redis's clock);
 //! - `P:gw:{id}`: a gateway's heartbeat (expires [`HEARTBEAT_TTL`] after
 //!   the gateway stops beating); `P:gateways`: the set of gateway ids.
 //!
@@ -46,11 +47,17 @@ pub type Adapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitte
 /// What builds it.
 pub type AdapterCtr = socketioxide_redis::RedisAdapterCtr<socketioxide_redis::drivers::fred::FredDriver>;
 
-/// How long a seq lease lives if its holder dies (longer than a publish
-/// may take: see `service_kit::amqp::PUBLISH_TIMEOUT`).
-pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How long a seq lease lives if its holder dies: longer than the holder
+/// can take, i.e. a publish (`service_kit::amqp::PUBLISH_TIMEOUT`), or a
+/// position load after Redis lost its data ([`SETTLE_AFTER_RESTART`] plus
+/// db-writer's drain wait, 15 s).
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How long a sender waits for a busy room's lease.
 pub const LEASE_WAIT: Duration = Duration::from_secs(5);
+/// After Redis (re)started, how long a room's position is not loaded from
+/// the store: longer than any publish begun before may take
+/// (`service_kit::amqp::PUBLISH_TIMEOUT`), so its message is queued.
+pub const SETTLE_AFTER_RESTART: Duration = Duration::from_millis(3500);
 /// How long a message's idempotency key is remembered.
 pub const CLIENT_ID_TTL: Duration = Duration::from_secs(24 * 3600);
 /// After a room's position was loaded from the store, retries are looked
@@ -109,6 +116,9 @@ fn builder(url: &str) -> anyhow::Result<fred::types::Builder> {
         // A burst of broadcasts must not overflow fred's internal channel:
         // with the default (32) most of a burst was silently dropped.
         p.broadcast_channel_capacity = 1 << 16;
+        // While Redis is away, commands fail (an error ack) instead of
+        // holding a socket's events until it returns.
+        p.default_command_timeout = Duration::from_secs(3);
     });
     b.with_connection_config(|c| {
         c.connection_timeout = Duration::from_secs(5);
@@ -198,15 +208,31 @@ if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
 end
 return {0, 0}";
 
-// KEYS: lease, seq, loaded, cid. ARGV: token, ttl ms.
+// KEYS: lease, seq, loaded, cid, epoch. ARGV: token, ttl ms, settle ms.
+// Returns {got, check store, seq, recent, wait ms}. A room without a seq
+// may have lost it with Redis: the caller waits until publishes begun
+// before Redis (re)started are over (the epoch is Redis's first write).
 const ACQUIRE_FOR_SEND: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   local seq = redis.call('GET', KEYS[2])
   local recent = redis.call('GET', KEYS[4]) or ''
-  if not seq then return {1, 1, '', recent} end
-  return {1, redis.call('EXISTS', KEYS[3]), seq, recent}
+  if not seq then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    redis.call('SET', KEYS[5], now, 'NX')
+    local wait = tonumber(redis.call('GET', KEYS[5])) + tonumber(ARGV[3]) - now
+    if wait < 0 then wait = 0 end
+    return {1, 1, '', recent, wait}
+  end
+  return {1, redis.call('EXISTS', KEYS[3]), seq, recent, 0}
 end
-return {0, 0, '', ''}";
+return {0, 0, '', '', 0}";
+
+// KEYS: epoch. Sets it to Redis's clock if this Redis has none.
+const EPOCH: &str = r"
+local t = redis.call('TIME')
+redis.call('SET', KEYS[1], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 'NX')
+return 1";
 
 const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -253,6 +279,10 @@ impl RedisCluster {
         redis_keys::heartbeat_prefix(&self.prefix)
     }
 
+    fn epoch_key(&self) -> String {
+        format!("{}:epoch", self.prefix)
+    }
+
     /// This gateway's id (in presence hashes and heartbeats).
     pub fn gateway_id(&self) -> &str {
         &self.gateway
@@ -271,6 +301,7 @@ impl RedisCluster {
             .client
             .sadd(format!("{}:gateways", self.prefix), self.gateway.clone())
             .await?;
+        let _: i64 = self.client.eval(EPOCH, vec![self.epoch_key()], Vec::<String>::new()).await?;
         Ok(before.is_some())
     }
 
@@ -434,7 +465,7 @@ impl ClusterState for RedisCluster {
         let deadline = tokio::time::Instant::now() + LEASE_WAIT;
         let mut pause = Duration::from_millis(1);
         loop {
-            let (got, check, seq, recent): (i64, i64, String, String) = self
+            let (got, check, seq, recent, wait): (i64, i64, String, String, i64) = self
                 .client
                 .eval(
                     ACQUIRE_FOR_SEND,
@@ -443,8 +474,13 @@ impl ClusterState for RedisCluster {
                         self.room(room, "seq"),
                         self.room(room, "loaded"),
                         self.cid(room, sender, client_id),
+                        self.epoch_key(),
                     ],
-                    vec![token.clone(), LEASE_TTL.as_millis().to_string()],
+                    vec![
+                        token.clone(),
+                        LEASE_TTL.as_millis().to_string(),
+                        SETTLE_AFTER_RESTART.as_millis().to_string(),
+                    ],
                 )
                 .await
                 .map_err(rerr)?;
@@ -464,6 +500,7 @@ impl ClusterState for RedisCluster {
                     },
                     last_seq: seq.parse().ok(),
                     recent,
+                    settle_after: Duration::from_millis(u64::try_from(wait).unwrap_or(0)),
                 });
             }
             if tokio::time::Instant::now() >= deadline {

@@ -3,7 +3,8 @@
 // its own: a private redis-server and nx-27017 (MongoDB wire protocol,
 // file-backed so it can be stopped and restarted) on free ports, and a
 // random namespace on the machine's RabbitMQ.
-import { spawn, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { repoRoot } from './server.mjs';
 import { sleep } from './client.mjs';
 
+const execFileAsync = promisify(execFile);
 const bin = (name) => path.join(process.env.PARLEY_BIN_DIR ?? path.join(repoRoot, 'target', 'debug'), name);
 
 /** A port nobody listens on right now. */
@@ -118,16 +120,32 @@ export async function startStack({ gateways = 3 } = {}) {
     async startMongo() { procs.mongo.start(); await until(() => portOpen(ports.mongo), 30_000, 'nx-27017'); },
     async startDbWriter() { procs.dbw.start(); await ready(procs.dbw, ports.dbw); },
     async startGateway(i) { gws[i].start(); await ready(gws[i], gwPorts[i]); },
-    /** Stops RabbitMQ's application and starts it again (every connection drops). */
-    restartRabbit() {
-      execFileSync('rabbitmqctl', ['stop_app'], { stdio: 'ignore' });
-      execFileSync('rabbitmqctl', ['start_app'], { stdio: 'ignore' });
+    /**
+     * Stops RabbitMQ's application and starts it again (every connection
+     * drops); asynchronous, so clients keep sending meanwhile.
+     */
+    async restartRabbit() {
+      await execFileAsync('rabbitmqctl', ['stop_app']);
+      await execFileAsync('rabbitmqctl', ['start_app']);
     },
     /** Every message db-writer stored for a room (read back from MongoDB). */
     async stored(room) {
       const res = await fetch(`${url(ports.dbw)}/internal/rooms/${room}/messages?after=0&limit=1000`);
       if (res.status !== 200) throw new Error(`db-writer answered ${res.status}`);
       return res.json();
+    },
+    /**
+     * Waits until a fresh Redis is past the window in which gateways hold
+     * a room's first message (publishes from before Redis started could
+     * still be in flight: see socket-gateway's SETTLE_AFTER_RESTART).
+     */
+    async settled() {
+      const cli = (...args) => execFileSync('redis-cli', ['-p', String(ports.redis), ...args]).toString().trim().split('\n');
+      await until(() => {
+        const epoch = Number(cli('GET', `${ns}:epoch`)[0]);
+        const [secs, micros] = cli('TIME').map(Number);
+        return epoch > 0 && secs * 1000 + micros / 1000 - epoch > 3600;
+      }, 15_000, 'the Redis settle window');
     },
     /** stderr of every process, for failure reports. */
     logs() {
@@ -154,6 +172,7 @@ export async function startStack({ gateways = 3 } = {}) {
     // db-writer declares its durable queue: it comes before any publisher.
     await stack.startDbWriter();
     for (let i = 0; i < gateways; i += 1) await stack.startGateway(i);
+    await stack.settled();
   } catch (err) {
     err.message += `\n${stack.logs()}`;
     await stack.stop();
