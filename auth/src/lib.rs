@@ -63,15 +63,9 @@ impl AuthApp {
             }
         };
         let verifier = Arc::new(Verifier::from_jwks(&keys.jwks()).context("invalid public keys")?);
-        let service = AuthService::new(
-            store,
-            keys,
-            bus,
-            config,
-            metrics::Metrics::new(registry),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot start auth: {e}"))?;
+        let service = AuthService::new(store, keys, bus, config, metrics::Metrics::new(registry))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot start auth: {e}"))?;
         Ok(Self {
             service: Arc::new(service),
             verifier,

@@ -136,7 +136,9 @@ impl UserStore for MongoUserStore {
     }
 
     async fn delete_user(&self, id: UserId) -> Result<(), StoreError> {
-        self.users.delete_one(doc! { "_id": id.to_string() }).await?;
+        self.users
+            .delete_one(doc! { "_id": id.to_string() })
+            .await?;
         Ok(())
     }
 

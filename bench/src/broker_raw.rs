@@ -61,10 +61,8 @@ async fn main() -> anyhow::Result<()> {
             let d = d?;
             seen += 1;
             // Batched acks (`multiple`), as db-writer settles a batch.
-            if seen % 64 == 0 || seen == n {
-                d.acker
-                    .ack(BasicAckOptions { multiple: true })
-                    .await?;
+            if seen.is_multiple_of(64) || seen == n {
+                d.acker.ack(BasicAckOptions { multiple: true }).await?;
             }
             if seen == n {
                 break;

@@ -36,7 +36,9 @@ pub const BINDINGS: [&str; 4] = [
 /// order by one db-writer, so a barrier reached means everything queued
 /// before it was written.
 #[derive(Default)]
-pub struct Barriers(std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>);
+pub struct Barriers(
+    std::sync::Mutex<std::collections::HashMap<String, tokio::sync::oneshot::Sender<()>>>,
+);
 
 impl Barriers {
     /// Registers a waiter for barrier `id`.

@@ -40,7 +40,12 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "db-writer listening");
     service_kit::serve(
         listener,
-        service_kit::ops::with_error_handling(app.router().merge(app.internal_router()).merge(ops.router()), &registry),
+        service_kit::ops::with_error_handling(
+            app.router()
+                .merge(app.internal_router())
+                .merge(ops.router()),
+            &registry,
+        ),
         service_kit::shutdown::signal(),
     )
     .await?;

@@ -24,8 +24,8 @@ use mongodb::options::{IndexOptions, UpdateOptions};
 use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use shared_models::{
-    Attachment, ClientId, Message, ReceiptRead, Room, RoomId, RoomKind, RoomMember,
-    Timestamp, UserId, UserRef,
+    Attachment, ClientId, Message, ReceiptRead, Room, RoomId, RoomKind, RoomMember, Timestamp,
+    UserId, UserRef,
 };
 
 use crate::store::{BatchOutcome, ChatStore, Membership, StoreError};
@@ -176,7 +176,10 @@ impl MongoChatStore {
             .messages
             .create_indexes([
                 unique(doc! { "room": 1, "seq": 1 }, "room_seq"),
-                unique(doc! { "room": 1, "sender": 1, "client_id": 1 }, "room_sender_client"),
+                unique(
+                    doc! { "room": 1, "sender": 1, "client_id": 1 },
+                    "room_sender_client",
+                ),
             ])
             .await?;
         store
@@ -277,7 +280,12 @@ impl MongoChatStore {
         Ok(())
     }
 
-    async fn page(&self, filter: Document, ascending: bool, limit: u32) -> Result<Vec<Message>, StoreError> {
+    async fn page(
+        &self,
+        filter: Document,
+        ascending: bool,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         self.messages
             .find(filter)
             .sort(doc! { "seq": if ascending { 1 } else { -1 } })
@@ -292,7 +300,11 @@ impl MongoChatStore {
 
     /// Splits refused inserts into redeliveries (the same id already holds
     /// the seq) and conflicts (another message does).
-    async fn classify(&self, refused: Vec<&Message>, out: &mut BatchOutcome) -> Result<(), StoreError> {
+    async fn classify(
+        &self,
+        refused: Vec<&Message>,
+        out: &mut BatchOutcome,
+    ) -> Result<(), StoreError> {
         let ids: Vec<String> = refused.iter().map(|m| m.id.to_string()).collect();
         let stored: HashSet<String> = self
             .messages
@@ -430,7 +442,11 @@ impl ChatStore for MongoChatStore {
     }
 
     async fn direct_room(&self, a: UserId, b: UserId) -> Result<(Room, bool), StoreError> {
-        let (lo, hi) = if a.to_string() <= b.to_string() { (a, b) } else { (b, a) };
+        let (lo, hi) = if a.to_string() <= b.to_string() {
+            (a, b)
+        } else {
+            (b, a)
+        };
         let key = format!("{lo}:{hi}");
         let id = RoomId::new();
         let created = match self
@@ -546,7 +562,11 @@ impl ChatStore for MongoChatStore {
         else {
             return Ok(None);
         };
-        let Some(r) = self.rooms.find_one(doc! { "_id": room.to_string() }).await? else {
+        let Some(r) = self
+            .rooms
+            .find_one(doc! { "_id": room.to_string() })
+            .await?
+        else {
             return Ok(None);
         };
         Ok(Some(Membership {
@@ -597,7 +617,12 @@ impl ChatStore for MongoChatStore {
         .await
     }
 
-    async fn after(&self, room: RoomId, after: u64, limit: u32) -> Result<Vec<Message>, StoreError> {
+    async fn after(
+        &self,
+        room: RoomId,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Message>, StoreError> {
         self.page(
             doc! { "room": room.to_string(), "seq": { "$gt": to_i64(after) } },
             true,

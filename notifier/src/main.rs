@@ -43,7 +43,9 @@ async fn main() -> anyhow::Result<()> {
     let redis_prefix = env.string_or("PARLEY_REDIS_PREFIX", "parley");
     let bus = service_kit::runtime::event_bus(amqp).await?;
     let presence: Arc<dyn PresenceView> = match redis_url {
-        Some(url) => Arc::new(service_kit::presence::RedisPresence::connect(&url, &redis_prefix).await?),
+        Some(url) => {
+            Arc::new(service_kit::presence::RedisPresence::connect(&url, &redis_prefix).await?)
+        }
         None => Arc::new(NobodyOnline),
     };
     let verifier = service_kit::runtime::verifier(&env, &data_dir).await?;
@@ -53,7 +55,8 @@ async fn main() -> anyhow::Result<()> {
         verifier,
         presence,
     };
-    let mut ops = Ops::new(registry.clone()).check(Arc::new(service_kit::ops::BusCheck(bus.clone())));
+    let mut ops =
+        Ops::new(registry.clone()).check(Arc::new(service_kit::ops::BusCheck(bus.clone())));
     let app = match mongo {
         Some(cfg) => {
             let db = service_kit::mongo::connect(&cfg).await?;

@@ -32,7 +32,9 @@ use lapin::options::{
     QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tokio::sync::{RwLock, mpsc, watch};
 
 use crate::bus::{Acker, BusError, Delivery, Durability, EventBus, Subscription};
@@ -206,9 +208,12 @@ pub fn redact(url: &str) -> String {
 
 async fn open(cfg: &AmqpConfig) -> anyhow::Result<Live> {
     let props = ConnectionProperties::default().with_connection_name("parley".into());
-    let conn = tokio::time::timeout(Duration::from_secs(10), Connection::connect(&cfg.url, props))
-        .await
-        .context("connect timed out")??;
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        Connection::connect(&cfg.url, props),
+    )
+    .await
+    .context("connect timed out")??;
     let publish = conn.create_channel().await?;
     publish
         .exchange_declare(
@@ -328,11 +333,7 @@ impl Acker for LapinAcker {
                     })
                     .await
             }
-            Settle::DeadLetter => {
-                self.0
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await
-            }
+            Settle::DeadLetter => self.0.reject(BasicRejectOptions { requeue: false }).await,
         };
         if let Err(err) = res {
             tracing::debug!(error = %err, "cannot settle delivery; the broker will redeliver it");

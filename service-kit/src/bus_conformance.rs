@@ -151,8 +151,12 @@ async fn dead_lettered_events_are_not_redelivered(bus: Arc<dyn EventBus>) {
         while let Some(d) = sub.next().await {
             let body = d.payload.to_vec();
             let poison = body == b"poison";
-            d.settle(if poison { Settle::DeadLetter } else { Settle::Ack })
-                .await;
+            d.settle(if poison {
+                Settle::DeadLetter
+            } else {
+                Settle::Ack
+            })
+            .await;
             seen.push(body);
             if !poison {
                 return seen;

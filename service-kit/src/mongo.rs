@@ -89,11 +89,14 @@ impl crate::ops::ReadyCheck for MongoCheck {
         "mongodb"
     }
     async fn check(&self) -> Result<(), String> {
-        tokio::time::timeout(Duration::from_secs(2), self.0.run_command(doc! { "ping": 1 }))
-            .await
-            .map_err(|_| "ping timed out".to_owned())?
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        tokio::time::timeout(
+            Duration::from_secs(2),
+            self.0.run_command(doc! { "ping": 1 }),
+        )
+        .await
+        .map_err(|_| "ping timed out".to_owned())?
+        .map(|_| ())
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -150,7 +153,10 @@ mod tests {
 
     #[test]
     fn redact_hides_the_password() {
-        assert_eq!(redact("mongodb://u:secret@h:1/db"), "mongodb://u:***@h:1/db");
+        assert_eq!(
+            redact("mongodb://u:secret@h:1/db"),
+            "mongodb://u:***@h:1/db"
+        );
         assert_eq!(redact("mongodb://h:1"), "mongodb://h:1");
     }
 }

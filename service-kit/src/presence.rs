@@ -64,7 +64,9 @@ impl RedisPresence {
         let mut config = fred::prelude::Config::from_url(url).context("PARLEY_REDIS_URL")?;
         config.version = fred::types::RespVersion::RESP3;
         let client = fred::types::Builder::from_config(config)
-            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+            .set_policy(fred::prelude::ReconnectPolicy::new_exponential(
+                0, 100, 2_000, 2,
+            ))
             .build()?;
         tokio::time::timeout(std::time::Duration::from_secs(10), client.init())
             .await

@@ -47,7 +47,9 @@ pub async fn verifier(env: &impl Env, data_dir: &std::path::Path) -> anyhow::Res
                         tracing::info!(error = %err, "waiting for auth's JWKS");
                         tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    Err(err) => return Err(err.context(format!("PARLEY_JWKS_URL: cannot fetch {url}"))),
+                    Err(err) => {
+                        return Err(err.context(format!("PARLEY_JWKS_URL: cannot fetch {url}")));
+                    }
                 }
             }
         }
@@ -59,7 +61,9 @@ pub async fn verifier(env: &impl Env, data_dir: &std::path::Path) -> anyhow::Res
             .with_context(|| format!("{} is not a JWKS", path.display()))?
         }
     };
-    Ok(Arc::new(Verifier::from_jwks(&jwks).context("invalid JWKS")?))
+    Ok(Arc::new(
+        Verifier::from_jwks(&jwks).context("invalid JWKS")?,
+    ))
 }
 
 /// A keep-alive HTTP/1 client for another service's JSON endpoints.
@@ -72,8 +76,13 @@ pub struct JsonClient {
 impl JsonClient {
     /// A client for `base` (`http://host:port`, no trailing slash needed).
     pub fn new(base: &str) -> anyhow::Result<Self> {
-        let uri: hyper::Uri = base.parse().with_context(|| format!("{base} is not a URL"))?;
-        anyhow::ensure!(uri.scheme_str() == Some("http"), "{base}: expected http://host:port");
+        let uri: hyper::Uri = base
+            .parse()
+            .with_context(|| format!("{base} is not a URL"))?;
+        anyhow::ensure!(
+            uri.scheme_str() == Some("http"),
+            "{base}: expected http://host:port"
+        );
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(3)));
@@ -87,7 +96,10 @@ impl JsonClient {
     }
 
     /// `GET base + path`: `Ok(None)` on 404, an error on any other failure.
-    pub async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
+    pub async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<Option<T>> {
         let uri: hyper::Uri = format!("{}{path}", self.base).parse()?;
         let req = hyper::Request::get(uri)
             .header("accept", "application/json")
@@ -101,6 +113,8 @@ impl JsonClient {
             return Ok(None);
         }
         anyhow::ensure!(status.is_success(), "{path}: HTTP {status}");
-        Ok(Some(serde_json::from_slice(&body).with_context(|| format!("{path}: bad JSON"))?))
+        Ok(Some(
+            serde_json::from_slice(&body).with_context(|| format!("{path}: bad JSON"))?,
+        ))
     }
 }

@@ -22,4 +22,6 @@ pub use chat::{
 pub use envelope::{Envelope, EventData, EventKind};
 pub use error::{ErrorBody, ErrorCode};
 pub use file::Attachment;
-pub use ids::{ClientId, FileId, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, Username};
+pub use ids::{
+    ClientId, FileId, MessageBody, MessageId, RoomId, RoomName, Timestamp, UserId, Username,
+};

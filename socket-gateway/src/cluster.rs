@@ -341,7 +341,8 @@ pub mod conformance {
         let room = RoomId::new();
         let first = c.acquire(room).await.unwrap();
         // An absence check: the second holder must wait while the first holds.
-        let second = tokio::time::timeout(std::time::Duration::from_millis(150), c.acquire(room)).await;
+        let second =
+            tokio::time::timeout(std::time::Duration::from_millis(150), c.acquire(room)).await;
         assert!(second.is_err(), "a held lease must not be granted twice");
         c.release(room, first).await;
         let again = c.acquire(room).await.unwrap();
@@ -356,7 +357,10 @@ pub mod conformance {
     async fn positions_start_from_the_store(c: &dyn ClusterState) {
         let room = RoomId::new();
         let lease = c.acquire(room).await.unwrap();
-        assert!(lease.check_store, "a room never seen must consult the store");
+        assert!(
+            lease.check_store,
+            "a room never seen must consult the store"
+        );
         c.init_seq(room, 7).await.unwrap();
         assert_eq!(c.last_seq(room).await.unwrap(), Some(7));
         // A stale store must not move the room backwards.

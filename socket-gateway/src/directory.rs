@@ -137,8 +137,14 @@ impl HttpDirectory {
         })
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: String) -> Result<Option<T>, DirectoryError> {
-        self.client.get(&path).await.map_err(|e| DirectoryError(format!("{e:#}")))
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+    ) -> Result<Option<T>, DirectoryError> {
+        self.client
+            .get(&path)
+            .await
+            .map_err(|e| DirectoryError(format!("{e:#}")))
     }
 }
 
@@ -149,8 +155,9 @@ impl RoomDirectory for HttpDirectory {
         room: RoomId,
         user: UserId,
     ) -> Result<Option<Membership>, DirectoryError> {
-        let m: Option<db_writer::internal::MembershipDoc> =
-            self.get(format!("/internal/rooms/{room}/members/{user}")).await?;
+        let m: Option<db_writer::internal::MembershipDoc> = self
+            .get(format!("/internal/rooms/{room}/members/{user}"))
+            .await?;
         if let Ok(mut cache) = self.members.lock() {
             match m {
                 Some(_) => {
@@ -175,7 +182,9 @@ impl RoomDirectory for HttpDirectory {
         user: UserId,
     ) -> Result<Option<Membership>, DirectoryError> {
         let m: Option<db_writer::internal::MembershipDoc> = self
-            .get(format!("/internal/rooms/{room}/members/{user}?settled=true"))
+            .get(format!(
+                "/internal/rooms/{room}/members/{user}?settled=true"
+            ))
             .await?;
         Ok(m.map(|m| Membership {
             last_seq: m.last_seq,
@@ -213,7 +222,9 @@ impl RoomDirectory for HttpDirectory {
     ) -> Result<Vec<Message>, DirectoryError> {
         let before = before.map(|b| format!("&before={b}")).unwrap_or_default();
         Ok(self
-            .get(format!("/internal/rooms/{room}/messages?limit={limit}{before}"))
+            .get(format!(
+                "/internal/rooms/{room}/messages?limit={limit}{before}"
+            ))
             .await?
             .unwrap_or_default())
     }
@@ -224,7 +235,9 @@ impl RoomDirectory for HttpDirectory {
         limit: u32,
     ) -> Result<Vec<Message>, DirectoryError> {
         Ok(self
-            .get(format!("/internal/rooms/{room}/messages?after={after}&limit={limit}"))
+            .get(format!(
+                "/internal/rooms/{room}/messages?after={after}&limit={limit}"
+            ))
             .await?
             .unwrap_or_default())
     }

@@ -144,7 +144,12 @@ const EVENTS: [&str; 8] = [
 
 impl<A: Adapter> Inner<A> {
     /// Handles one queued event and sends its ack.
-    pub(crate) async fn dispatch(self: &Arc<Self>, s: &SocketRef<A>, ctx: &Arc<SocketCtx>, job: Job) {
+    pub(crate) async fn dispatch(
+        self: &Arc<Self>,
+        s: &SocketRef<A>,
+        ctx: &Arc<SocketCtx>,
+        job: Job,
+    ) {
         let Job {
             event,
             data,
@@ -304,26 +309,30 @@ impl<A: Adapter> Inner<A> {
                 format!("at most {MAX_ATTACHMENTS} attachments per message"),
             ));
         }
-        self.attachments.resolve(room, ids).await.map_err(|e| match e {
-            AttachmentError::Invalid(id) => error(
-                ErrorCode::AttachmentInvalid,
-                format!("file {id} is not an upload in this room"),
-            ),
-            AttachmentError::Unavailable(e) => {
-                tracing::warn!(error = %e, room = %room, "attachments unavailable");
-                error(ErrorCode::Unavailable, "file service unavailable, retry")
-            }
-        })
+        self.attachments
+            .resolve(room, ids)
+            .await
+            .map_err(|e| match e {
+                AttachmentError::Invalid(id) => error(
+                    ErrorCode::AttachmentInvalid,
+                    format!("file {id} is not an upload in this room"),
+                ),
+                AttachmentError::Unavailable(e) => {
+                    tracing::warn!(error = %e, room = %room, "attachments unavailable");
+                    error(ErrorCode::Unavailable, "file service unavailable, retry")
+                }
+            })
     }
 
     async fn send(&self, ctx: &SocketCtx, v: Value) -> Reply {
         let mut req: SendReq = parse(v)?;
-        let body = MessageBody::parse(std::mem::take(&mut req.body), self.config.max_body_chars).map_err(|e| {
-            error(
-                ErrorCode::BodyTooLong,
-                format!("{e} (1-{} characters)", self.config.max_body_chars),
-            )
-        })?;
+        let body = MessageBody::parse(std::mem::take(&mut req.body), self.config.max_body_chars)
+            .map_err(|e| {
+                error(
+                    ErrorCode::BodyTooLong,
+                    format!("{e} (1-{} characters)", self.config.max_body_chars),
+                )
+            })?;
         if !self
             .directory
             .is_member(req.room, ctx.user)
@@ -346,12 +355,13 @@ impl<A: Adapter> Inner<A> {
             .await
             .map_err(|e| {
                 tracing::warn!(error = %e, room = %req.room, "room lease unavailable");
-                error(ErrorCode::Unavailable, "room is busy, retry with the same client_id")
+                error(
+                    ErrorCode::Unavailable,
+                    "room is busy, retry with the same client_id",
+                )
             })?;
         let room = req.room;
-        let res = self
-            .send_in_order(ctx, req, body, &leased)
-            .await;
+        let res = self.send_in_order(ctx, req, body, &leased).await;
         self.cluster.release(room, leased.lease).await;
         res
     }
@@ -401,7 +411,10 @@ impl<A: Adapter> Inner<A> {
                     .await
                     .map_err(|e| {
                         tracing::warn!(error = %e, room = %req.room, "store not caught up");
-                        error(ErrorCode::Unavailable, "room is not ready, retry with the same client_id")
+                        error(
+                            ErrorCode::Unavailable,
+                            "room is not ready, retry with the same client_id",
+                        )
                     })?
                     .ok_or_else(not_found)?
                     .last_seq;

@@ -38,8 +38,8 @@ use tracing::Instrument;
 
 pub use config::GatewayConfig;
 
-use crate::cluster::ClusterState;
 use crate::attachments::AttachmentDirectory;
+use crate::cluster::ClusterState;
 use crate::directory::RoomDirectory;
 use crate::limits::TokenBucket;
 use crate::metrics::Metrics;
@@ -163,9 +163,11 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         let builder = socket_builder(&config);
         let (layer, io) = builder.build_layer();
-        Ok(Self::build_on::<LocalAdapter>(config, deps, registry, io, layer)
-            .await?
-            .0)
+        Ok(
+            Self::build_on::<LocalAdapter>(config, deps, registry, io, layer)
+                .await?
+                .0,
+        )
     }
 
     /// Builds a gateway whose broadcasts reach the sockets of every gateway
@@ -512,7 +514,12 @@ async fn heartbeat<A: Adapter>(inner: Arc<Inner<A>>, cluster: Arc<redis::RedisCl
             // their users would look offline until they reconnect.
             Ok(false) => {
                 let mut counts = HashMap::new();
-                for s in inner.io.of("/").map(|ns| ns.local().sockets()).unwrap_or_default() {
+                for s in inner
+                    .io
+                    .of("/")
+                    .map(|ns| ns.local().sockets())
+                    .unwrap_or_default()
+                {
                     if let Some(ctx) = s.extensions.get::<Arc<SocketCtx>>() {
                         *counts.entry(ctx.user).or_insert(0i64) += 1;
                     }
@@ -520,7 +527,10 @@ async fn heartbeat<A: Adapter>(inner: Arc<Inner<A>>, cluster: Arc<redis::RedisCl
                 if let Err(err) = cluster.restore_presence(&counts).await {
                     tracing::warn!(error = %err, "cannot restore presence");
                 } else if !counts.is_empty() {
-                    tracing::info!(users = counts.len(), "presence restored after Redis lost it");
+                    tracing::info!(
+                        users = counts.len(),
+                        "presence restored after Redis lost it"
+                    );
                 }
             }
             Err(err) => {

@@ -74,7 +74,10 @@ async fn main() -> anyhow::Result<()> {
     let ops = Ops::new(registry.clone())
         .check(Arc::new(service_kit::ops::BusCheck(bus.clone())))
         .check(Arc::new(socket_gateway::redis::RedisCheck(cluster.clone())));
-    let router = gateway.wrap(service_kit::ops::with_error_handling(ops.router(), &registry));
+    let router = gateway.wrap(service_kit::ops::with_error_handling(
+        ops.router(),
+        &registry,
+    ));
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;

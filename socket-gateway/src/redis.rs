@@ -45,7 +45,8 @@ use crate::cluster::{ClusterError, ClusterState, Lease, SendLease};
 /// The adapter type of a clustered gateway.
 pub type Adapter = socketioxide_redis::FredAdapter<socketioxide::adapter::Emitter>;
 /// What builds it.
-pub type AdapterCtr = socketioxide_redis::RedisAdapterCtr<socketioxide_redis::drivers::fred::FredDriver>;
+pub type AdapterCtr =
+    socketioxide_redis::RedisAdapterCtr<socketioxide_redis::drivers::fred::FredDriver>;
 
 /// How long a seq lease lives if its holder dies: longer than the holder
 /// can take, i.e. a publish (`service_kit::amqp::PUBLISH_TIMEOUT`), or a
@@ -301,7 +302,10 @@ impl RedisCluster {
             .client
             .sadd(format!("{}:gateways", self.prefix), self.gateway.clone())
             .await?;
-        let _: i64 = self.client.eval(EPOCH, vec![self.epoch_key()], Vec::<String>::new()).await?;
+        let _: i64 = self
+            .client
+            .eval(EPOCH, vec![self.epoch_key()], Vec::<String>::new())
+            .await?;
         Ok(before.is_some())
     }
 
@@ -357,7 +361,9 @@ impl RedisCluster {
             let users_key = format!("{}:gwusers:{gw}", self.prefix);
             let users: Vec<String> = self.client.smembers(&users_key).await?;
             for u in users {
-                let Ok(user) = u.parse::<UserId>() else { continue };
+                let Ok(user) = u.parse::<UserId>() else {
+                    continue;
+                };
                 let _: i64 = self.client.hdel(self.online(user), gw.clone()).await?;
                 if !self.is_online(user).await.unwrap_or(true) {
                     offline.push(user);
@@ -383,7 +389,11 @@ impl RedisCluster {
             .eval(
                 redis_keys::COUNT_SCRIPT,
                 vec![self.online(user)],
-                vec![self.gateway.clone(), delta.to_string(), self.heartbeat_prefix()],
+                vec![
+                    self.gateway.clone(),
+                    delta.to_string(),
+                    self.heartbeat_prefix(),
+                ],
             )
             .await
             .map_err(rerr)
@@ -539,7 +549,11 @@ impl ClusterState for RedisCluster {
     }
 
     async fn last_seq(&self, room: RoomId) -> Result<Option<u64>, ClusterError> {
-        let v: Option<String> = self.client.get(self.room(room, "seq")).await.map_err(rerr)?;
+        let v: Option<String> = self
+            .client
+            .get(self.room(room, "seq"))
+            .await
+            .map_err(rerr)?;
         Ok(v.and_then(|s| s.parse().ok()))
     }
 
@@ -625,9 +639,10 @@ impl service_kit::ops::ReadyCheck for RedisCheck {
         "redis"
     }
     async fn check(&self) -> Result<(), String> {
-        let ping: Result<String, _> = tokio::time::timeout(Duration::from_secs(2), self.0.client.ping(None))
-            .await
-            .map_err(|_| "ping timed out".to_owned())?;
+        let ping: Result<String, _> =
+            tokio::time::timeout(Duration::from_secs(2), self.0.client.ping(None))
+                .await
+                .map_err(|_| "ping timed out".to_owned())?;
         ping.map(|_| ()).map_err(|e| e.to_string())
     }
 }

@@ -12,8 +12,8 @@ use http_body_util::BodyExt;
 use service_kit::amqp::{AmqpBus, AmqpConfig};
 use service_kit::bus::{Durability, EventBus, InProcessBus, Settle};
 use service_kit::bus_conformance::Durable;
-use service_kit::testing;
 use service_kit::ops::{Ops, ReadyCheck};
+use service_kit::testing;
 use tower::ServiceExt;
 
 #[tokio::test]
@@ -43,14 +43,20 @@ async fn rabbitmq_bus_conforms() {
 #[tokio::test]
 async fn rabbitmq_refuses_unroutable_events() {
     let bus = amqp_bus().await;
-    let err = bus.publish("nobody.listens", b"{}".to_vec()).await.unwrap_err();
+    let err = bus
+        .publish("nobody.listens", b"{}".to_vec())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("no queue is bound"), "{err}");
 }
 
 #[tokio::test]
 async fn rabbitmq_dead_letters_land_in_the_dead_letter_queue() {
     let bus = amqp_bus().await;
-    let mut sub = bus.subscribe("q", &["x.#"], Durability::Durable).await.unwrap();
+    let mut sub = bus
+        .subscribe("q", &["x.#"], Durability::Durable)
+        .await
+        .unwrap();
     bus.publish("x.y", b"poison".to_vec()).await.unwrap();
     sub.next().await.unwrap().settle(Settle::DeadLetter).await;
     // The dead-letter queue is an ordinary queue of the namespace.

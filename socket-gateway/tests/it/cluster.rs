@@ -14,7 +14,10 @@ async fn redis_cluster(prefix: &str) -> Arc<RedisCluster> {
         url: testing::redis_url(),
         prefix: prefix.to_owned(),
     };
-    socket_gateway::redis::connect(&cfg, 3).await.unwrap().cluster
+    socket_gateway::redis::connect(&cfg, 3)
+        .await
+        .unwrap()
+        .cluster
 }
 
 #[tokio::test]
@@ -28,7 +31,10 @@ async fn presence_spans_gateways_and_dies_with_them() {
     let prefix = testing::unique_name("t");
     let (a, b) = (redis_cluster(&prefix).await, redis_cluster(&prefix).await);
     let u = UserId::new();
-    assert!(a.connected(u).await.unwrap(), "first socket anywhere: online");
+    assert!(
+        a.connected(u).await.unwrap(),
+        "first socket anywhere: online"
+    );
     assert!(!b.connected(u).await.unwrap(), "second gateway: no news");
     assert!(!a.disconnected(u).await.unwrap(), "still on b");
     assert!(b.is_online(u).await.unwrap());
@@ -44,14 +50,20 @@ async fn presence_spans_gateways_and_dies_with_them() {
     let v = UserId::new();
     assert!(b.connected(v).await.unwrap());
     b.goodbye().await;
-    assert!(!a.is_online(u).await.unwrap(), "no ghosts once the heartbeat is gone");
+    assert!(
+        !a.is_online(u).await.unwrap(),
+        "no ghosts once the heartbeat is gone"
+    );
     assert!(!reader.is_online(u).await.unwrap());
     let mut offline = a.sweep().await.unwrap();
     offline.sort_by_key(ToString::to_string);
     let mut expected = vec![u, v];
     expected.sort_by_key(ToString::to_string);
     assert_eq!(offline, expected);
-    assert!(a.sweep().await.unwrap().is_empty(), "a dead gateway is swept once");
+    assert!(
+        a.sweep().await.unwrap().is_empty(),
+        "a dead gateway is swept once"
+    );
 }
 
 #[tokio::test]
@@ -76,7 +88,10 @@ async fn an_uncertain_publish_keeps_its_seq_for_the_retry() {
         Some((m, true))
     );
     let lease = c.acquire(room).await.unwrap();
-    assert!(!lease.check_store, "a room Redis has followed from 0 needs no store look-up");
+    assert!(
+        !lease.check_store,
+        "a room Redis has followed from 0 needs no store look-up"
+    );
     c.release(room, lease).await;
 }
 
