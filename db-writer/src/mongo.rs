@@ -28,7 +28,7 @@ use shared_models::{
     UserId, UserRef,
 };
 
-use crate::store::{BatchOutcome, ChatStore, Membership, StoreError};
+use crate::store::{BatchOutcome, ChatStore, Membership, StoreError, to_i64, to_u64};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct UserDoc {
@@ -76,14 +76,6 @@ struct MessageDoc {
     client_id: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     attachments: Vec<Attachment>,
-}
-
-fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
-
-fn to_u64(v: i64) -> u64 {
-    u64::try_from(v).unwrap_or(0)
 }
 
 fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {

@@ -120,7 +120,11 @@ async fn create_room(
         }
         let (room, created) = s.store.direct_room(me.id, other).await?;
         if created {
-            announce(s.bus.as_ref(), EventKind::MemberAdded, &room, other).await;
+            // Every member is announced, the creator too: services that
+            // keep their own member lists learn the whole room.
+            for m in [me.id, other] {
+                announce(s.bus.as_ref(), EventKind::MemberAdded, &room, m).await;
+            }
         }
         return Ok((StatusCode::CREATED, Json(room)));
     }
@@ -151,7 +155,8 @@ async fn create_room(
         .store
         .create_group(name.as_str().to_owned(), me.id, members)
         .await?;
-    for m in room.members.iter().filter(|m| **m != me.id) {
+    // Every member is announced, the creator too (see direct rooms above).
+    for m in &room.members {
         announce(s.bus.as_ref(), EventKind::MemberAdded, &room, *m).await;
     }
     tracing::info!(room = %room.id, owner = %me.id, "room created");

@@ -204,11 +204,13 @@ where
     })
 }
 
-fn to_i64(v: u64) -> i64 {
+/// A seq as the databases store it (they have no unsigned 64-bit integer).
+pub(crate) fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn to_u64(v: i64) -> u64 {
+/// A stored seq back (a negative one cannot be: read as 0).
+pub(crate) fn to_u64(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
 }
 

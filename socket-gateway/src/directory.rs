@@ -137,26 +137,16 @@ impl HttpDirectory {
         })
     }
 
-    async fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        path: String,
-    ) -> Result<Option<T>, DirectoryError> {
-        self.client
-            .get(&path)
-            .await
-            .map_err(|e| DirectoryError(format!("{e:#}")))
-    }
-}
-
-#[async_trait]
-impl RoomDirectory for HttpDirectory {
-    async fn membership(
+    /// Reads a membership (`query` may ask db-writer to drain first) and
+    /// keeps the cache in step with the answer.
+    async fn fetch_membership(
         &self,
         room: RoomId,
         user: UserId,
+        query: &str,
     ) -> Result<Option<Membership>, DirectoryError> {
         let m: Option<db_writer::internal::MembershipDoc> = self
-            .get(format!("/internal/rooms/{room}/members/{user}"))
+            .get(format!("/internal/rooms/{room}/members/{user}{query}"))
             .await?;
         if let Ok(mut cache) = self.members.lock() {
             match m {
@@ -176,20 +166,33 @@ impl RoomDirectory for HttpDirectory {
             read_seq: m.read_seq,
         }))
     }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: String,
+    ) -> Result<Option<T>, DirectoryError> {
+        self.client
+            .get(&path)
+            .await
+            .map_err(|e| DirectoryError(format!("{e:#}")))
+    }
+}
+
+#[async_trait]
+impl RoomDirectory for HttpDirectory {
+    async fn membership(
+        &self,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<Option<Membership>, DirectoryError> {
+        self.fetch_membership(room, user, "").await
+    }
     async fn settled_membership(
         &self,
         room: RoomId,
         user: UserId,
     ) -> Result<Option<Membership>, DirectoryError> {
-        let m: Option<db_writer::internal::MembershipDoc> = self
-            .get(format!(
-                "/internal/rooms/{room}/members/{user}?settled=true"
-            ))
-            .await?;
-        Ok(m.map(|m| Membership {
-            last_seq: m.last_seq,
-            read_seq: m.read_seq,
-        }))
+        self.fetch_membership(room, user, "?settled=true").await
     }
     async fn is_member(&self, room: RoomId, user: UserId) -> Result<bool, DirectoryError> {
         let fresh = self
