@@ -1,6 +1,9 @@
 //! The standalone Parley server: every service in one process, on the
 //! embedded backends (in-process bus and cluster state, SQLite stores under
-//! the data directory, keys generated on first run).
+//! the data directory, keys generated on first run). Each can be pointed
+//! at its production backend instead: `PARLEY_MONGODB_URI` (the stores),
+//! `PARLEY_AMQP_URL` (the bus), `PARLEY_REDIS_URL` (cluster state and
+//! broadcasts, so several standalone servers can serve one chat).
 //!
 //! [`Application::build`] takes [`Settings`] and binds; the binary and the
 //! tests then call [`Application::run_until_stopped`]. Shutdown order:
@@ -16,7 +19,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use service_kit::bus::{EventBus, InProcessBus};
+use service_kit::bus::{Durability, EventBus};
 use service_kit::config::{ConfigError, Env};
 use service_kit::ops::Ops;
 use socket_gateway::cluster::{ClusterPresence, ClusterState, InProcessCluster};
@@ -45,6 +48,10 @@ pub struct Settings {
     pub notifier: notifier::NotifierConfig,
     /// Attachments (backend, limits, allowed types).
     pub files: file_service::FilesConfig,
+    /// RabbitMQ instead of the in-process bus.
+    pub amqp: Option<service_kit::amqp::AmqpConfig>,
+    /// Redis for cluster state and broadcasts instead of in-process ones.
+    pub redis: Option<socket_gateway::redis::RedisConfig>,
 }
 
 impl Settings {
@@ -65,6 +72,8 @@ impl Settings {
             gateway: GatewayConfig::from_env(env)?,
             notifier: notifier::NotifierConfig::from_env(env, data_dir.clone())?,
             files: file_service::FilesConfig::from_env(env, data_dir.clone())?,
+            amqp: service_kit::amqp::AmqpConfig::from_env(env)?,
+            redis: socket_gateway::redis::RedisConfig::from_env(env)?,
             data_dir,
         })
     }
@@ -77,6 +86,8 @@ impl Settings {
             gateway: GatewayConfig::default(),
             notifier: notifier::NotifierConfig::with_data_dir(data_dir.clone()),
             files: file_service::FilesConfig::with_data_dir(data_dir.clone()),
+            amqp: None,
+            redis: None,
             data_dir,
         }
     }
@@ -86,7 +97,7 @@ impl Settings {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
-    bus: Arc<InProcessBus>,
+    bus: Arc<dyn EventBus>,
     db_writer: db_writer::DbWriterApp,
     gateway: Gateway,
     auth: auth::AuthApp,
@@ -103,8 +114,21 @@ impl Application {
             )
         })?;
         let registry = prometheus::Registry::new();
-        let bus = Arc::new(InProcessBus::default());
-        let dyn_bus: Arc<dyn EventBus> = bus.clone();
+        // The in-process bus makes a durable consumer part of the publish;
+        // on a broker the gateway's membership feed dies with it instead.
+        let feed = if settings.amqp.is_some() {
+            Durability::Transient
+        } else {
+            Durability::Durable
+        };
+        let bus = service_kit::runtime::event_bus(settings.amqp.clone()).await?;
+        let dyn_bus = bus.clone();
+        let redis = match &settings.redis {
+            Some(cfg) => {
+                Some(socket_gateway::redis::connect(cfg, settings.gateway.replay_buffer).await?)
+            }
+            None => None,
+        };
 
         // auth announces users on the bus: db-writer subscribes during its
         // build, before the server accepts a single request.
@@ -129,8 +153,10 @@ impl Application {
         )
         .await?;
         // One cluster state: the gateway writes presence, the notifier reads it.
-        let cluster: Arc<dyn ClusterState> =
-            Arc::new(InProcessCluster::new(settings.gateway.replay_buffer));
+        let cluster: Arc<dyn ClusterState> = match &redis {
+            Some(r) => r.cluster.clone(),
+            None => Arc::new(InProcessCluster::new(settings.gateway.replay_buffer)),
+        };
         let notifier = notifier::NotifierApp::build(
             settings.notifier.clone(),
             notifier::NotifierDeps {
@@ -151,19 +177,20 @@ impl Application {
             &registry,
         )
         .await?;
-        let gateway = Gateway::build(
-            settings.gateway.clone(),
-            GatewayDeps {
-                bus: dyn_bus.clone(),
-                verifier,
-                directory: Arc::new(EmbeddedDirectory(db_writer.store())),
-                attachments: Arc::new(files::EmbeddedAttachments(files.resolver())),
-                cluster,
-                feed: service_kit::bus::Durability::Durable,
-            },
-            &registry,
-        )
-        .await?;
+        let deps = GatewayDeps {
+            bus: dyn_bus.clone(),
+            verifier,
+            directory: Arc::new(EmbeddedDirectory(db_writer.store())),
+            attachments: Arc::new(files::EmbeddedAttachments(files.resolver())),
+            cluster,
+            feed,
+        };
+        let gateway = match redis {
+            Some(redis) => {
+                Gateway::build_clustered(settings.gateway.clone(), deps, &registry, redis).await?
+            }
+            None => Gateway::build(settings.gateway.clone(), deps, &registry).await?,
+        };
 
         let ops = Ops::new(registry.clone())
             .check(auth.ready_check())

@@ -14,9 +14,12 @@ pub struct TestApp {
 
 /// Starts the standalone server on `data_dir`.
 pub async fn spawn_app(data_dir: &Path) -> TestApp {
-    let app = Application::build(Settings::for_tests(data_dir.into()))
-        .await
-        .unwrap();
+    spawn_with(Settings::for_tests(data_dir.into())).await
+}
+
+/// Starts the standalone server with `settings`.
+pub async fn spawn_with(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.unwrap();
     let addr = app.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async {

@@ -1,7 +1,8 @@
 //! What a fresh server serves.
 
 use serde_json::json;
-use service_kit::testing::{TestClient, WAIT};
+use service_kit::testing::{self, TestClient, WAIT};
+use standalone::Settings;
 
 use crate::helpers::*;
 
@@ -65,20 +66,42 @@ async fn serves_the_web_client_and_operations_endpoints() {
 async fn two_users_chat_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(dir.path()).await;
-    let (a, b) = (
-        register(app.addr, "alice").await,
-        register(app.addr, "bob").await,
-    );
-    let room = create_room(
-        app.addr,
-        &a,
-        json!({ "name": "general", "members": [b.id] }),
-    )
-    .await;
-    let ca = TestClient::connect(app.addr, json!({ "token": a.token }))
+    two_users_chat(app.addr).await;
+    app.shutdown().await;
+}
+
+/// The standalone server pointed at the production backends: RabbitMQ,
+/// Redis and MongoDB (nx-27017), each in a namespace of this test's own.
+#[tokio::test]
+async fn runs_on_production_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = testing::unique_name("t");
+    let mut settings = Settings::for_tests(dir.path().into());
+    settings.amqp = Some(service_kit::amqp::AmqpConfig::new(
+        testing::amqp_url(),
+        ns.clone(),
+    ));
+    settings.redis = Some(socket_gateway::redis::RedisConfig {
+        url: testing::redis_url(),
+        prefix: ns.clone(),
+    });
+    settings.auth.mongo = Some(service_kit::mongo::MongoConfig {
+        uri: testing::mongo_uri().await,
+        database: ns,
+    });
+    let app = spawn_with(settings).await;
+    two_users_chat(app.addr).await;
+    app.shutdown().await;
+}
+
+/// Alice and Bob register, share a room and chat; history and unread agree.
+async fn two_users_chat(addr: std::net::SocketAddr) {
+    let (a, b) = (register(addr, "alice").await, register(addr, "bob").await);
+    let room = create_room(addr, &a, json!({ "name": "general", "members": [b.id] })).await;
+    let ca = TestClient::connect(addr, json!({ "token": a.token }))
         .await
         .unwrap();
-    let cb = TestClient::connect(app.addr, json!({ "token": b.token }))
+    let cb = TestClient::connect(addr, json!({ "token": b.token }))
         .await
         .unwrap();
     assert_eq!(
@@ -90,25 +113,29 @@ async fn two_users_chat_end_to_end() {
         true
     );
     let ack = ca.emit_ack("message:send", send(&room, "hi bob")).await;
-    assert_eq!(ack["ok"], true);
+    assert_eq!(ack["ok"], true, "{ack}");
     assert_eq!(
         cb.next_event("message:new", WAIT).await.unwrap(),
         ack["message"]
     );
-    let res = http(
-        app.addr,
-        "GET",
-        &format!("/api/rooms/{room}/messages"),
-        Some(&b.token),
-        None,
-    )
+    // On a broker the ack precedes db-writer's write: wait for it to land.
+    let history = testing::wait_until(std::time::Duration::from_secs(10), || async {
+        let res = http(
+            addr,
+            "GET",
+            &format!("/api/rooms/{room}/messages"),
+            Some(&b.token),
+            None,
+        )
+        .await;
+        (res.json()["messages"][0]["body"] == "hi bob").then_some(())
+    })
     .await;
-    assert_eq!(res.json()["messages"][0]["body"], "hi bob");
-    let rooms = http(app.addr, "GET", "/api/rooms", Some(&b.token), None)
+    assert!(history.is_some(), "the message is in the history");
+    let rooms = http(addr, "GET", "/api/rooms", Some(&b.token), None)
         .await
         .json();
     assert_eq!(rooms["rooms"][0]["unread"], 1);
-    app.shutdown().await;
 }
 
 #[tokio::test]
