@@ -44,6 +44,11 @@ fn main() {
     if let Ok(root) = std::env::var("PARLEY_BENCH_S3_ROOT") {
         return s3_server_process(&root);
     }
+    // `cargo bench` passes `--bench`; test runners (`cargo test`, nextest's
+    // `--list`) run bench targets too, and must not start a benchmark.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
     let mib: u64 = std::env::var("PARLEY_BENCH_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
