@@ -60,18 +60,7 @@ impl NotifierConfig {
 
     /// Reads `PARLEY_*` settings; `data_dir` comes from the caller.
     pub fn from_env(env: &impl Env, data_dir: PathBuf) -> Result<Self, ConfigError> {
-        let bounded = |key: &str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            let v: u64 = env.parse_or(key, default)?;
-            if range.contains(&v) {
-                Ok(v)
-            } else {
-                Err(ConfigError::new(
-                    key,
-                    &v.to_string(),
-                    format!("must be {}-{}", range.start(), range.end()),
-                ))
-            }
-        };
+        let bounded = |key: &str, default: u64, range| env.bounded(key, default, range);
         let d = Self::with_data_dir(data_dir);
         let vapid_subject = env.string_or("PARLEY_VAPID_SUBJECT", DEFAULT_SUBJECT);
         validate_subject(&vapid_subject)

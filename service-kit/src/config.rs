@@ -30,6 +30,28 @@ pub trait Env {
         }
     }
 
+    /// `key` as a whole number within `range`, or `default` when unset.
+    fn bounded(
+        &self,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError>
+    where
+        Self: Sized,
+    {
+        let v: u64 = self.parse_or(key, default)?;
+        if range.contains(&v) {
+            Ok(v)
+        } else {
+            Err(ConfigError::new(
+                key,
+                &v.to_string(),
+                format!("must be {}-{}", range.start(), range.end()),
+            ))
+        }
+    }
+
     /// `key` as a string, or `default` when unset.
     fn string_or(&self, key: &str, default: &str) -> String
     where

@@ -12,13 +12,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { deflateSync } from 'node:zlib';
-import { chromium } from 'playwright-core';
+import { launchChromium, tearDown } from './lib/browser.mjs';
 import { io } from 'socket.io-client';
 import { startServer, api, register } from './lib/server.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env.PARLEY_FILES_SCREENSHOT ?? '/tmp/parley-files.png';
 const WAIT = 10_000;
 
@@ -27,23 +26,11 @@ let browser;
 const sockets = [];
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
   server = await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 });
 
-after(async () => {
-  for (const s of sockets) s.disconnect();
-  await browser?.close().catch(() => {});
-  if (server) {
-    await server.stop();
-    server.cleanup();
-  }
-});
+after(() => tearDown({ sockets, browser, server }));
 
 // ------------------------------------------------------------------ helpers
 

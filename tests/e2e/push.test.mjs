@@ -12,13 +12,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createECDH, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { chromium } from 'playwright-core';
+import { launchChromium } from './lib/browser.mjs';
 import { startServer, api, register } from './lib/server.mjs';
 import { connect, createRoom, joinOk, sendOk, sleep } from './lib/client.mjs';
 import { startPushDouble } from './lib/push-double.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const WAIT = 10_000;
 
 let server;
@@ -88,11 +86,7 @@ test('an offline member gets a push that decrypts to the message; online, none',
   assert.equal(double.received.filter((r) => r.name === 'bob').length, 1);
 });
 
-test('the page registers the service worker and posts a well-formed subscription', { timeout: 60_000 }, async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    t.skip(`no Chromium at ${CHROMIUM}`);
-    return;
-  }
+test('the page registers the service worker and posts a well-formed subscription', { timeout: 60_000 }, async () => {
   const sw = await fetch(`${server.url}/sw.js`);
   assert.equal(sw.status, 200);
   assert.match(sw.headers.get('content-type'), /^text\/javascript/);
@@ -107,11 +101,7 @@ test('the page registers the service worker and posts a well-formed subscription
     keys: { p256dh: ecdh.getPublicKey().toString('base64url'), auth: randomBytes(16).toString('base64url') },
   };
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launchChromium();
   try {
     const context = await browser.newContext();
     await context.grantPermissions(['notifications'], { origin: server.url });
