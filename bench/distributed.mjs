@@ -3,7 +3,8 @@
 //
 //   node bench/distributed.mjs [messages] [rooms]
 //
-// Starts the distributed stack from the release binaries (auth, db-writer,
+// Needs `cargo build --release --workspace --bins` first. Starts the
+// distributed stack from the release binaries (auth, db-writer,
 // 3 gateways on Redis, RabbitMQ and nx-27017), connects one sender per
 // room (rooms spread over the gateways, a receiver on another gateway),
 // and sends `messages` in total. Reports acked messages per second (send →
